@@ -1,0 +1,74 @@
+"""The platform half of the app: logging, telemetry, middleware, errors, health."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+
+from .errors import install_error_handlers
+from .health import ReadinessChecks, health_router
+from .logging import configure_logging, get_logger
+from .metrics import HttpMetrics
+from .middleware import BodySizeLimitMiddleware, RequestMiddleware, SecurityHeadersMiddleware
+from .settings import PlatformSettings
+from .telemetry import build_tracer_provider, fastapi_telemetry
+
+logger = get_logger(__name__)
+
+
+def service_version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def build_app(settings: PlatformSettings) -> FastAPI:
+    """A FastAPI app with every platform concern wired; the service adds its routers."""
+    configure_logging(settings.log_level)
+    tracer_provider = build_tracer_provider(settings)
+    metrics = HttpMetrics()
+    checks = ReadinessChecks(settings.readiness_timeout_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        logger.info("startup", service=settings.service_name, environment=settings.environment)
+        try:
+            yield
+        finally:
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
+            logger.info("shutdown", service=settings.service_name)
+
+    docs = settings.serve_docs
+    app = FastAPI(
+        title=settings.service_name,
+        version=service_version(settings.service_name),
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        telemetry=fastapi_telemetry(tracer_provider),
+    )
+    app.state.readiness_checks = checks
+    install_error_handlers(app)
+    app.include_router(health_router(checks, metrics.registry))
+
+    # add_middleware wraps: the last one added runs first on the way in.
+    if settings.gzip_enabled:
+        app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts_enabled)
+    return app
