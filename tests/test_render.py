@@ -1,0 +1,152 @@
+"""Render every variant: no Jinja left, no debris, exactly the files it calls for, lint clean."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from matrix import TEMPLATE_ROOT, Variant, questions
+
+# `${{ ... }}` is GitHub Actions' own expression syntax, not Jinja.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#|#\}")
+RUFF = Path(sys.executable).parent / "ruff"
+
+PLATFORM_MODULES = (
+    "__init__",
+    "application",
+    "errors",
+    "health",
+    "logging",
+    "metrics",
+    "middleware",
+    "server",
+    "settings",
+    "telemetry",
+)
+SERVICE_TESTS = (
+    "__init__",
+    "conftest",
+    "test_errors",
+    "test_health",
+    "test_middleware",
+    "test_server",
+    "test_settings",
+    "test_telemetry",
+)
+KUBERNETES_MANIFESTS = (
+    "configmap.yaml",
+    "deployment.yaml",
+    "kustomization.yaml",
+    "poddisruptionbudget.yaml",
+    "service.yaml",
+)
+
+
+def expected_files(answers: dict[str, Any]) -> set[str]:
+    """The files a service rendered with these answers must have, and no others."""
+    package = f"src/{answers['service_name'].replace('-', '_')}"
+    files = {
+        ".copier-answers.yml",
+        ".dockerignore",
+        ".env.example",
+        ".gitattributes",
+        ".gitignore",
+        ".pre-commit-config.yaml",
+        "Dockerfile",
+        "README.md",
+        "compose.yaml",
+        "pyproject.toml",
+        f"{package}/__init__.py",
+        f"{package}/__main__.py",
+        f"{package}/app.py",
+        f"{package}/settings.py",
+        *(f"{package}/platform/{module}.py" for module in PLATFORM_MODULES),
+        *(f"tests/{module}.py" for module in SERVICE_TESTS),
+    }
+    if answers["ci"] == "github":
+        files.add(".github/workflows/ci.yml")
+    if answers["ci"] == "gitlab":
+        files.add(".gitlab-ci.yml")
+    if answers["kubernetes"]:
+        files.update(f"deploy/k8s/{manifest}" for manifest in KUBERNETES_MANIFESTS)
+    return files
+
+
+@pytest.fixture
+def rendered(copie: Any, variant: Variant) -> Path:
+    result = copie.copy(extra_answers=variant.data)
+    assert result.exception is None, result.exception
+    project_dir: Path = result.project_dir
+    return project_dir
+
+
+def text_files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def test_renders_exactly_the_files_its_answers_call_for(rendered: Path, variant: Variant) -> None:
+    present = {path.relative_to(rendered).as_posix() for path in text_files(rendered)}
+    expected = expected_files(variant.data)
+    assert present - expected == set(), "files rendered that the answers do not call for"
+    assert expected - present == set(), "files the answers call for are missing"
+
+
+def test_no_jinja_is_left_and_no_file_is_empty(rendered: Path) -> None:
+    for path in text_files(rendered):
+        text = path.read_text()
+        assert text.strip(), f"{path.name} is empty"
+        leftover = LEFTOVER_JINJA.search(text)
+        assert leftover is None, f"Jinja left in {path.relative_to(rendered)}: {leftover}"
+
+
+def test_no_whitespace_debris(rendered: Path) -> None:
+    for path in text_files(rendered):
+        name = path.relative_to(rendered).as_posix()
+        text = path.read_text()
+        assert text.endswith("\n") and not text.endswith("\n\n"), f"{name}: ragged end of file"
+        assert not text.startswith("\n"), f"{name} starts with a blank line"
+        lines = text.split("\n")
+        for number, line in enumerate(lines, start=1):
+            assert line == line.rstrip(), f"{name}:{number} has trailing whitespace"
+        # Python keeps two blank lines between top-level definitions; nothing needs three.
+        most_blank_lines = 2 if path.suffix == ".py" else 1
+        run = 0
+        for number, line in enumerate(lines, start=1):
+            run = run + 1 if not line.strip() else 0
+            assert run <= most_blank_lines, f"{name}:{number}: {run} blank lines in a row"
+
+
+def test_answers_file_records_the_answers_and_the_template(
+    rendered: Path, variant: Variant
+) -> None:
+    recorded = yaml.safe_load((rendered / ".copier-answers.yml").read_text())
+    for question, answer in variant.data.items():
+        # A question that is not asked is not recorded; it takes its default.
+        assert recorded.get(question, questions()[question].get("default")) == answer
+    assert Path(recorded["_src_path"]).is_absolute(), "a relative source breaks copier update"
+    assert recorded["_commit"]
+
+
+def test_lint_and_format_clean(rendered: Path) -> None:
+    for command in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        result = subprocess.run(
+            [str(RUFF), *command], cwd=rendered, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_template_lint_matches_the_pinned_ruff() -> None:
+    """The template's own ruff is the version rendered services pin."""
+    pinned = re.search(
+        r'^ruff = "(.+)"$', (TEMPLATE_ROOT / "extensions" / "dependencies.toml").read_text(), re.M
+    )
+    installed = subprocess.run(
+        [str(RUFF), "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    assert pinned is not None
+    assert installed == pinned.group(1)
