@@ -18,7 +18,8 @@ from jinja2.ext import Extension
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PACKAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 TEAM = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-MAX_NAME_LENGTH = 48
+# Long enough for a name, short enough for every line the name lands in.
+MAX_NAME_LENGTH = 32
 MAX_DESCRIPTION_LENGTH = 200
 
 # Names that would shadow a module the service itself imports.
@@ -105,11 +106,18 @@ def http_port_error(value: Any) -> str:
     return ""
 
 
-def worker_error(worker: Any, database: str, broker: str) -> str:
-    if worker and database == "none" and broker == "none":
+def worker_error(worker: Any, database: str, broker: str, example_feature: Any) -> str:
+    if not worker or broker != "none":
+        return ""
+    if database == "none":
         return (
             "A worker needs a database or a broker to take its work from: "
             "choose a database or a broker, or answer no."
+        )
+    if not example_feature:
+        return (
+            "Without a broker the worker runs the example feature's jobs from the "
+            "database: answer yes to example_feature, or no to worker."
         )
     return ""
 

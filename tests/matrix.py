@@ -75,6 +75,18 @@ def _render(expression: Any, answers: Mapping[str, Any]) -> str:
     return _jinja().from_string(expression).render(**answers).strip()
 
 
+def answered_default(question: str, answers: Mapping[str, Any]) -> Any:
+    """The default Copier would use for a question, rendered and cast to its type."""
+    spec = questions()[question]
+    default = spec.get("default")
+    if not isinstance(default, str):
+        return default
+    rendered = _render(default, answers)
+    if spec.get("type") == "bool":
+        return rendered.lower() in ("true", "yes", "1")
+    return rendered
+
+
 def _is_asked(spec: Mapping[str, Any], answers: Mapping[str, Any]) -> bool:
     when = spec.get("when", True)
     return _render(when, answers).lower() not in ("false", "", "0", "no")
@@ -103,7 +115,7 @@ def _normalise(combination: Mapping[str, Any]) -> dict[str, Any] | None:
     answers = {**BASE_ANSWERS, **combination}
     for name, spec in questions().items():
         if name in combination and not _is_asked(spec, answers):
-            answers[name] = spec.get("default")
+            answers[name] = answered_default(name, answers)
         validator = spec.get("validator")
         if validator and name in combination and _render(validator, answers):
             return None

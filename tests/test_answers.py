@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ def refusal(tmp_path: Path, **answers: Any) -> str:
         ("orders--api", False),
         ("9lives", False),
         ("", False),
-        ("a" * 49, False),
+        ("a" * 33, False),
     ],
 )
 def test_service_name(name: str, accepted: bool, tmp_path: Path) -> None:
@@ -123,6 +125,37 @@ def test_team_refused(team: str, tmp_path: Path) -> None:
 def test_a_worker_without_a_database_or_broker_is_refused(tmp_path: Path) -> None:
     message = refusal(tmp_path, database="none", broker="none", worker=True)
     assert "A worker needs a database or a broker" in message
+
+
+def test_a_worker_without_a_broker_or_the_example_feature_is_refused(tmp_path: Path) -> None:
+    message = refusal(tmp_path, database="postgresql", example_feature=False, worker=True)
+    assert "answer yes to example_feature, or no to worker" in message
+
+
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_a_database_offers_the_example_feature_and_worker_by_default(
+    database: str, tmp_path: Path
+) -> None:
+    render(tmp_path / "service", database=database)
+    answers = (tmp_path / "service" / ".copier-answers.yml").read_text()
+    assert "example_feature: true" in answers
+    assert "worker: true" in answers
+
+
+def test_the_longest_names_still_lint_clean(tmp_path: Path) -> None:
+    """Names land in lines of code; the longest allowed must keep them within limits."""
+    name = "a" * 32
+    render(tmp_path / "service", service_name=name, database="postgresql")
+    ruff = Path(sys.executable).parent / "ruff"
+    for command in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        result = subprocess.run(
+            [str(ruff), *command],
+            cwd=tmp_path / "service",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_example_feature_without_a_database_is_refused(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from matrix import TEMPLATE_ROOT, Variant, questions
+from copier import run_copy
+from matrix import TEMPLATE_ROOT, Variant, answered_default
 
 # `${{ ... }}` is GitHub Actions' own expression syntax, not Jinja.
 LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#|#\}")
@@ -19,6 +20,7 @@ RUFF = Path(sys.executable).parent / "ruff"
 PLATFORM_MODULES = (
     "__init__",
     "application",
+    "auth",
     "errors",
     "health",
     "logging",
@@ -31,12 +33,23 @@ PLATFORM_MODULES = (
 SERVICE_TESTS = (
     "__init__",
     "conftest",
+    "processes",
     "test_errors",
     "test_health",
     "test_middleware",
     "test_server",
     "test_settings",
     "test_telemetry",
+)
+JOBS_MODULES = (
+    "__init__",
+    "handlers",
+    "models",
+    "repository",
+    "router",
+    "schemas",
+    "service",
+    "worker",
 )
 KUBERNETES_MANIFESTS = (
     "configmap.yaml",
@@ -68,21 +81,66 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         *(f"{package}/platform/{module}.py" for module in PLATFORM_MODULES),
         *(f"tests/{module}.py" for module in SERVICE_TESTS),
     }
+    if answers["database"] != "none":
+        files |= {
+            f"{package}/models.py",
+            f"{package}/platform/db.py",
+            f"{package}/platform/migrations.py",
+            f"{package}/migrations/__init__.py",
+            f"{package}/migrations/env.py",
+            f"{package}/migrations/script.py.mako",
+            f"{package}/migrations/versions/README.md",
+            "tests/database.py",
+            "tests/test_database.py",
+        }
+    if answers["example_feature"]:
+        files |= {
+            f"{package}/features/__init__.py",
+            *(f"{package}/features/jobs/{module}.py" for module in JOBS_MODULES),
+            f"{package}/migrations/versions/rev_0001_create_jobs.py",
+            "tests/test_jobs_api.py",
+            "tests/test_jobs_model.py",
+        }
+    if answers["worker"] and answers["broker"] == "none":
+        files.add("tests/test_jobs_worker.py")
     if answers["ci"] == "github":
         files.add(".github/workflows/ci.yml")
     if answers["ci"] == "gitlab":
         files.add(".gitlab-ci.yml")
     if answers["kubernetes"]:
         files.update(f"deploy/k8s/{manifest}" for manifest in KUBERNETES_MANIFESTS)
+        if answers["database"] == "postgresql":
+            files.add("deploy/k8s/migrate-job.yaml")
+            if answers["worker"]:
+                files.add("deploy/k8s/worker-deployment.yaml")
+        if answers["database"] == "sqlite":
+            files.add("deploy/k8s/persistentvolumeclaim.yaml")
     return files
 
 
+@pytest.fixture(scope="session")
+def render_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {}
+
+
 @pytest.fixture
-def rendered(copie: Any, variant: Variant) -> Path:
-    result = copie.copy(extra_answers=variant.data)
-    assert result.exception is None, result.exception
-    project_dir: Path = result.project_dir
-    return project_dir
+def rendered(
+    render_cache: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, variant: Variant
+) -> Path:
+    """The variant rendered once per test process; tests only read it."""
+    if variant.id not in render_cache:
+        destination = tmp_path_factory.mktemp("render") / "service"
+        run_copy(
+            str(TEMPLATE_ROOT),
+            str(destination),
+            data=variant.data,
+            defaults=True,
+            unsafe=True,
+            quiet=True,
+            vcs_ref="HEAD",
+        )
+        render_cache[variant.id] = destination
+    return render_cache[variant.id]
 
 
 def text_files(root: Path) -> list[Path]:
@@ -114,7 +172,7 @@ def test_no_whitespace_debris(rendered: Path) -> None:
         for number, line in enumerate(lines, start=1):
             assert line == line.rstrip(), f"{name}:{number} has trailing whitespace"
         # Python keeps two blank lines between top-level definitions; nothing needs three.
-        most_blank_lines = 2 if path.suffix == ".py" else 1
+        most_blank_lines = 2 if path.suffix in (".py", ".mako") else 1
         run = 0
         for number, line in enumerate(lines, start=1):
             run = run + 1 if not line.strip() else 0
@@ -127,7 +185,7 @@ def test_answers_file_records_the_answers_and_the_template(
     recorded = yaml.safe_load((rendered / ".copier-answers.yml").read_text())
     for question, answer in variant.data.items():
         # A question that is not asked is not recorded; it takes its default.
-        assert recorded.get(question, questions()[question].get("default")) == answer
+        assert recorded.get(question, answered_default(question, variant.data)) == answer
     assert Path(recorded["_src_path"]).is_absolute(), "a relative source breaks copier update"
     assert recorded["_commit"]
 

@@ -3,8 +3,8 @@
 There is no Docker engine, CI runner or cluster here, so these files are linted
 (hadolint) and validated against their published schemas (check-jsonschema,
 kubernetes-validate in strict mode), and the values they must share (the port,
-the container user, the package, the settings) are checked to agree with the
-answers and with each other.
+the container user, the package, the settings, the database) are checked to
+agree with the answers and with each other.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -36,15 +38,51 @@ COMMON_ANSWERS = {
     "description": "Takes and tracks orders",
     "team": "commerce",
 }
-# Each CI provider and both manifest answers occur; the ports differ from the
-# default and from each other, so a port written into a file by hand shows up.
+# Each CI provider, both manifest answers and each database occur, with and
+# without a worker; the ports differ from the default and from each other, so a
+# port written into a file by hand shows up.
 VARIANTS: dict[str, dict[str, Any]] = {
     "github-k8s": {**COMMON_ANSWERS, "http_port": 8123, "ci": "github", "kubernetes": True},
     "gitlab-k8s": {**COMMON_ANSWERS, "http_port": 9050, "ci": "gitlab", "kubernetes": True},
     "no-ci": {**COMMON_ANSWERS, "ci": "none", "kubernetes": False},
+    "github-k8s-postgresql": {
+        **COMMON_ANSWERS,
+        "http_port": 8124,
+        "ci": "github",
+        "kubernetes": True,
+        "database": "postgresql",
+        "worker": True,
+    },
+    "gitlab-k8s-postgresql-no-worker": {
+        **COMMON_ANSWERS,
+        "http_port": 9051,
+        "ci": "gitlab",
+        "kubernetes": True,
+        "database": "postgresql",
+        "worker": False,
+    },
+    "gitlab-k8s-sqlite": {
+        **COMMON_ANSWERS,
+        "http_port": 9052,
+        "ci": "gitlab",
+        "kubernetes": True,
+        "database": "sqlite",
+        "worker": True,
+    },
+    "github-sqlite": {
+        **COMMON_ANSWERS,
+        "http_port": 8125,
+        "ci": "github",
+        "kubernetes": False,
+        "database": "sqlite",
+        "worker": True,
+    },
 }
 ALL = list(VARIANTS)
 WITH_KUBERNETES = [name for name, answers in VARIANTS.items() if answers["kubernetes"]]
+WITH_GITHUB = [name for name, answers in VARIANTS.items() if answers["ci"] == "github"]
+WITH_GITLAB = [name for name, answers in VARIANTS.items() if answers["ci"] == "gitlab"]
+BILL_OF_MATERIALS = TEMPLATE_ROOT / "extensions" / "dependencies.toml"
 
 # A setting in .env.example: `KEY=value`, or `# KEY=value` for one unset by default.
 ENV_LINE = re.compile(r"^(?P<unset># )?(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
@@ -84,6 +122,16 @@ def k8s_project(request: pytest.FixtureRequest, render: Callable[[str], Path]) -
     return render(request.param)
 
 
+@pytest.fixture(params=WITH_GITHUB)
+def github_project(request: pytest.FixtureRequest, render: Callable[[str], Path]) -> Path:
+    return render(request.param)
+
+
+@pytest.fixture(params=WITH_GITLAB)
+def gitlab_project(request: pytest.FixtureRequest, render: Callable[[str], Path]) -> Path:
+    return render(request.param)
+
+
 def run_tool(*command: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(part) for part in command], capture_output=True, text=True, check=False
@@ -106,6 +154,24 @@ def answers_of(project: Path) -> dict[str, Any]:
 def load_yaml(path: Path) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load(path.read_text())
     return document
+
+
+def pinned_image(name: str) -> str:
+    with BILL_OF_MATERIALS.open("rb") as file:
+        image: str = tomllib.load(file)["images"][name]
+    return image
+
+
+def seconds(duration: str) -> int:
+    """A compose duration such as `30s` or `1m30s`, in seconds."""
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert match and duration, f"unexpected duration {duration!r}"
+    return int(match[1] or 0) * 60 + int(match[2] or 0)
+
+
+def module_command(project: Path, command: str) -> list[str]:
+    """How every container runs the service: `python -m <package> <command>`."""
+    return ["python", "-m", answers_of(project)["package_name"], command]
 
 
 # Dockerfile
@@ -192,17 +258,124 @@ def test_compose_publishes_and_probes_the_answered_port(project: Path) -> None:
     assert f"127.0.0.1:{answers['http_port']}/readyz" in probe
 
 
+def compose_services(project: Path) -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = load_yaml(project / "compose.yaml")["services"]
+    return services
+
+
+def expected_app_services(answers: dict[str, Any]) -> set[str]:
+    """The containers that run the service's own image."""
+    services = {"api"}
+    if answers["database"] != "none":
+        services.add("migrate")
+    if answers.get("worker"):
+        services.add("worker")
+    return services
+
+
+def test_compose_runs_exactly_the_processes_the_answers_ask_for(project: Path) -> None:
+    answers = answers_of(project)
+    expected = expected_app_services(answers)
+    if answers["database"] == "postgresql":
+        expected.add("db")
+    assert set(compose_services(project)) == expected
+
+
+def test_compose_builds_one_image_that_every_process_runs(project: Path) -> None:
+    services = compose_services(project)
+    app = expected_app_services(answers_of(project))
+    builders = [name for name in app if "build" in services[name]]
+    assert builders == ["api"], "one service builds the image; the others run it"
+    images = {services[name]["image"] for name in app}
+    assert images == {services["api"]["image"]}
+    for name in app - {"api"}:
+        assert services[name]["command"] == module_command(project, name)
+        # The image's healthcheck asks the HTTP server, which only api runs.
+        assert services[name]["healthcheck"] == {"disable": True}
+        assert "ports" not in services[name]
+    for name in app:
+        service = services[name]
+        assert service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"]
+        assert service["environment"]["ENVIRONMENT"] == "development"
+
+
+def test_compose_migrates_before_anything_uses_the_database(project: Path) -> None:
+    answers = answers_of(project)
+    services = compose_services(project)
+    if answers["database"] == "none":
+        assert "depends_on" not in services["api"]
+        return
+    for name in expected_app_services(answers) - {"migrate"}:
+        assert services[name]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"}
+        }, f"{name} may start before the schema is migrated"
+    migrate_after = services["migrate"].get("depends_on", {})
+    if answers["database"] == "postgresql":
+        assert migrate_after == {"db": {"condition": "service_healthy"}}
+    else:
+        assert migrate_after == {}
+
+
+def test_compose_points_every_process_at_the_same_database(project: Path) -> None:
+    answers = answers_of(project)
+    services = compose_services(project)
+    app = expected_app_services(answers)
+    if answers["database"] == "none":
+        assert all("DATABASE_URL" not in services[name]["environment"] for name in app)
+        return
+    urls = {services[name]["environment"]["DATABASE_URL"] for name in app}
+    assert len(urls) == 1, f"the processes use different databases: {urls}"
+    (url,) = urls
+    if answers["database"] == "postgresql":
+        db = services["db"]
+        parts = urlsplit(url)
+        assert parts.scheme == "postgresql+asyncpg"
+        assert (parts.hostname, parts.port) == ("db", 5432)
+        assert parts.path == f"/{db['environment']['POSTGRES_DB']}"
+        assert parts.password == db["environment"]["POSTGRES_PASSWORD"]
+        assert parts.path == f"/{answers['package_name']}"
+        assert db["image"] == pinned_image("postgres")
+        assert "pg_isready" in db["healthcheck"]["test"]
+        (data,) = db["volumes"]
+        assert data.split(":")[0] in load_yaml(project / "compose.yaml")["volumes"]
+    else:
+        assert url.startswith("sqlite+aiosqlite:////"), "SQLite needs an absolute path here"
+        directory = str(Path(url.removeprefix("sqlite+aiosqlite:///")).parent)
+        volumes = load_yaml(project / "compose.yaml")["volumes"]
+        for name in app:
+            mounts = dict(mount.split(":")[::-1] for mount in services[name]["volumes"])
+            assert mounts.get(directory) in volumes, f"{name} does not mount {directory}"
+        # A named volume starts out with the image's ownership of its mount point.
+        uid, _ = image_user(project)
+        creation = " ".join(a for keyword, a in runtime_stage(project) if keyword == "RUN")
+        assert re.search(rf"useradd [^&]*--uid {uid}\b[^&]* app\b", creation)
+        assert re.search(
+            rf"install --directory --owner=app --group=app [^&]*{re.escape(directory)}(\s|$)",
+            creation,
+        ), f"the image does not create {directory} writable by the service's user"
+
+
+def test_compose_worker_gets_its_grace_period(project: Path) -> None:
+    services = compose_services(project)
+    if "worker" not in services:
+        pytest.skip("no worker")
+    grace = literal_default(settings_fields(project)["jobs_shutdown_grace_seconds"])
+    assert seconds(services["worker"]["stop_grace_period"]) > grace
+    assert services["worker"]["restart"] == "unless-stopped"
+
+
 # CI
 
 
-def test_github_workflow_matches_its_schemas(render: Callable[[str], Path]) -> None:
-    workflow = render("github-k8s") / ".github" / "workflows" / "ci.yml"
+def test_github_workflow_matches_its_schemas(github_project: Path) -> None:
+    workflow = github_project / ".github" / "workflows" / "ci.yml"
     for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
         assert_tool_passes(CHECK_JSONSCHEMA, "--builtin-schema", schema, workflow)
 
 
-def test_gitlab_ci_matches_its_schema(render: Callable[[str], Path]) -> None:
-    pipeline = render("gitlab-k8s") / ".gitlab-ci.yml"
+def test_gitlab_ci_matches_its_schema(gitlab_project: Path) -> None:
+    pipeline = gitlab_project / ".gitlab-ci.yml"
     assert_tool_passes(CHECK_JSONSCHEMA, "--builtin-schema", "vendor.gitlab-ci", pipeline)
 
 
@@ -224,16 +397,16 @@ def missing_commands(lines: set[str]) -> list[str]:
     ]
 
 
-def test_github_workflow_runs_every_check(render: Callable[[str], Path]) -> None:
-    workflow = load_yaml(render("github-k8s") / ".github" / "workflows" / "ci.yml")
+def test_github_workflow_runs_every_check(github_project: Path) -> None:
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
     lines = {
         step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step
     }
     assert missing_commands(lines) == []
 
 
-def test_gitlab_pipeline_runs_every_check(render: Callable[[str], Path]) -> None:
-    pipeline = load_yaml(render("gitlab-k8s") / ".gitlab-ci.yml")
+def test_gitlab_pipeline_runs_every_check(gitlab_project: Path) -> None:
+    pipeline = load_yaml(gitlab_project / ".gitlab-ci.yml")
     lines = {
         line
         for job in pipeline.values()
@@ -242,6 +415,47 @@ def test_gitlab_pipeline_runs_every_check(render: Callable[[str], Path]) -> None
         for line in job.get(key, [])
     }
     assert missing_commands(lines) == []
+
+
+def test_github_tests_run_against_their_own_postgresql(github_project: Path) -> None:
+    jobs = load_yaml(github_project / ".github" / "workflows" / "ci.yml")["jobs"]
+    (test_job,) = [
+        job
+        for job in jobs.values()
+        if any(step.get("run") == "uv run pytest" for step in job["steps"])
+    ]
+    if answers_of(github_project)["database"] != "postgresql":
+        assert "services" not in test_job
+        assert "TEST_POSTGRES_URL" not in test_job.get("env", {})
+        return
+    (postgres,) = test_job["services"].values()
+    assert postgres["image"] == pinned_image("postgres")
+    assert "--health-cmd" in postgres["options"], "the tests could start before the server"
+    # The steps run on the runner itself, which reaches the service on its published port.
+    url = urlsplit(test_job["env"]["TEST_POSTGRES_URL"])
+    assert url.scheme == "postgresql+asyncpg"
+    assert url.hostname in ("127.0.0.1", "localhost")
+    assert f"{url.port}:5432" in postgres["ports"]
+    assert (url.username, url.password) == ("postgres", postgres["env"]["POSTGRES_PASSWORD"])
+
+
+def test_gitlab_tests_run_against_their_own_postgresql(gitlab_project: Path) -> None:
+    pipeline = load_yaml(gitlab_project / ".gitlab-ci.yml")
+    (test_job,) = [
+        job
+        for job in pipeline.values()
+        if isinstance(job, dict) and any("uv run pytest" in line for line in job.get("script", []))
+    ]
+    if answers_of(gitlab_project)["database"] != "postgresql":
+        assert "services" not in test_job
+        assert "TEST_POSTGRES_URL" not in test_job.get("variables", {})
+        return
+    (postgres,) = test_job["services"]
+    assert postgres["name"] == pinned_image("postgres")
+    url = urlsplit(test_job["variables"]["TEST_POSTGRES_URL"])
+    assert url.scheme == "postgresql+asyncpg"
+    assert (url.hostname, url.port) == (postgres["alias"], 5432)
+    assert (url.username, url.password) == ("postgres", postgres["variables"]["POSTGRES_PASSWORD"])
 
 
 # Kubernetes
@@ -254,12 +468,58 @@ def manifests(project: Path) -> Iterator[Path]:
             yield path
 
 
-def resources(project: Path) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for path in manifests(project):
-        document = load_yaml(path)
-        found[document["kind"]] = document
-    return found
+def resources(project: Path) -> list[dict[str, Any]]:
+    return [load_yaml(path) for path in manifests(project)]
+
+
+def component(document: dict[str, Any]) -> str | None:
+    labels: dict[str, str] = document["metadata"].get("labels", {})
+    return labels.get("app.kubernetes.io/component")
+
+
+def find(project: Path, kind: str, of: str | None = None) -> list[dict[str, Any]]:
+    """The resources of a kind, of one component (api, worker, migrate) when given."""
+    return [
+        document
+        for document in resources(project)
+        if document["kind"] == kind and (of is None or component(document) == of)
+    ]
+
+
+def the(project: Path, kind: str, of: str | None = None) -> dict[str, Any]:
+    found = find(project, kind, of)
+    assert len(found) == 1, f"expected one {kind} {of or ''}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def workloads(project: Path) -> list[dict[str, Any]]:
+    return [d for d in resources(project) if d["kind"] in ("Deployment", "Job")]
+
+
+def all_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = pod["containers"] + pod.get("initContainers", [])
+    return containers
+
+
+def named(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
+    found = [container for container in all_containers(pod) if container["name"] == name]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def api_pod(project: Path) -> dict[str, Any]:
+    return pod_spec(the(project, "Deployment", "api"))
+
+
+def api_container(project: Path) -> dict[str, Any]:
+    container = named(api_pod(project), "api")
+    assert container is not None
+    return container
 
 
 def test_every_manifest_passes_strict_kubernetes_validation(k8s_project: Path) -> None:
@@ -277,14 +537,13 @@ def test_kustomization_lists_exactly_the_manifests(k8s_project: Path) -> None:
 def test_manifests_agree_with_the_image(k8s_project: Path) -> None:
     answers = answers_of(k8s_project)
     uid, gid = image_user(k8s_project)
-    found = resources(k8s_project)
-    pod = found["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    pod = api_pod(k8s_project)
+    container = api_container(k8s_project)
 
     assert container["image"].startswith(f"{answers['team']}/{answers['service_name']}:")
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http": answers["http_port"]}
-    assert found["ConfigMap"]["data"]["PORT"] == str(answers["http_port"])
+    assert the(k8s_project, "ConfigMap")["data"]["PORT"] == str(answers["http_port"])
 
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
@@ -295,57 +554,179 @@ def test_manifests_agree_with_the_image(k8s_project: Path) -> None:
         assert container[probe]["httpGet"]["port"] in ports, f"{probe} probes an unknown port"
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert found["Service"]["spec"]["ports"][0]["targetPort"] in ports
+    assert the(k8s_project, "Service")["spec"]["ports"][0]["targetPort"] in ports
 
 
-def test_manifests_confine_the_container(k8s_project: Path) -> None:
-    pod = resources(k8s_project)["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    security = container["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"]["drop"] == ["ALL"]
-    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    # A read-only root still needs a writable /tmp.
-    volumes = {volume["name"]: volume for volume in pod["volumes"]}
-    (tmp,) = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
-    assert "emptyDir" in volumes[tmp["name"]]
-    assert {"requests", "limits"} <= set(container["resources"])
+def test_every_workload_runs_the_same_image_as_the_same_user(k8s_project: Path) -> None:
+    image = api_container(k8s_project)["image"]
+    security = api_pod(k8s_project)["securityContext"]
+    for workload in workloads(k8s_project):
+        pod = pod_spec(workload)
+        assert pod["securityContext"] == security, f"{workload['metadata']['name']} runs as another"
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["enableServiceLinks"] is False
+        for container in all_containers(pod):
+            assert container["image"] == image, f"{container['name']} runs another image"
 
 
-def test_service_and_disruption_budget_select_the_deployments_pods(k8s_project: Path) -> None:
-    found = resources(k8s_project)
-    deployment = found["Deployment"]["spec"]
+def test_manifests_confine_every_container(k8s_project: Path) -> None:
+    for workload in workloads(k8s_project):
+        pod = pod_spec(workload)
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        for container in all_containers(pod):
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            # A read-only root still needs a writable /tmp.
+            (tmp,) = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
+            assert "emptyDir" in volumes[tmp["name"]]
+            assert {"requests", "limits"} <= set(container["resources"])
+
+
+def test_service_and_disruption_budget_select_only_the_api_pods(k8s_project: Path) -> None:
+    deployment = the(k8s_project, "Deployment", "api")["spec"]
     pod_labels = deployment["template"]["metadata"]["labels"]
     selectors = {
         "Deployment": deployment["selector"]["matchLabels"],
-        "Service": found["Service"]["spec"]["selector"],
-        "PodDisruptionBudget": found["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+        "Service": the(k8s_project, "Service")["spec"]["selector"],
+        "PodDisruptionBudget": the(k8s_project, "PodDisruptionBudget")["spec"]["selector"][
+            "matchLabels"
+        ],
     }
+    others = [
+        workload["spec"]["template"]["metadata"]["labels"]
+        for workload in workloads(k8s_project)
+        if component(workload) != "api"
+    ]
     for kind, selector in selectors.items():
         assert selector, f"{kind} selects every pod in the namespace"
         assert selector.items() <= pod_labels.items(), f"{kind} does not select the pods"
+        for labels in others:
+            assert not selector.items() <= labels.items(), f"{kind} selects non-API pods"
 
 
 def test_pods_read_the_configmap_and_secret_of_the_service(k8s_project: Path) -> None:
-    found = resources(k8s_project)
-    (container,) = found["Deployment"]["spec"]["template"]["spec"]["containers"]
-    sources = {
-        kind: source[kind]["name"]
-        for source in container["envFrom"]
-        for kind in ("configMapRef", "secretRef")
-        if kind in source
-    }
-    assert sources == {
-        "configMapRef": found["ConfigMap"]["metadata"]["name"],
+    expected = {
+        "configMapRef": the(k8s_project, "ConfigMap")["metadata"]["name"],
         "secretRef": answers_of(k8s_project)["service_name"],
     }
+    for workload in workloads(k8s_project):
+        for container in all_containers(pod_spec(workload)):
+            sources = {
+                kind: source[kind]["name"]
+                for source in container["envFrom"]
+                for kind in ("configMapRef", "secretRef")
+                if kind in source
+            }
+            assert sources == expected, f"{container['name']} reads other settings"
+
+
+def database_urls(project: Path) -> dict[str, Any]:
+    """Where each container gets DATABASE_URL from, if it sets it itself."""
+    found = {}
+    for workload in workloads(project):
+        for container in all_containers(pod_spec(workload)):
+            for variable in container.get("env", []):
+                if variable["name"] == "DATABASE_URL":
+                    found[container["name"]] = variable
+    return found
+
+
+def test_every_process_reaches_the_database(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    database = answers["database"]
+    configmap = the(k8s_project, "ConfigMap")["data"]
+    containers = [
+        container["name"]
+        for workload in workloads(k8s_project)
+        for container in all_containers(pod_spec(workload))
+    ]
+    if database == "none":
+        assert database_urls(k8s_project) == {}
+        assert "DATABASE_URL" not in configmap
+    elif database == "postgresql":
+        # A credential: from the Secret, and required, so a pod without it does not start.
+        required = {
+            "valueFrom": {"secretKeyRef": {"name": answers["service_name"], "key": "DATABASE_URL"}},
+        }
+        assert database_urls(k8s_project) == {
+            name: {"name": "DATABASE_URL", **required} for name in containers
+        }
+        assert "DATABASE_URL" not in configmap
+    else:
+        # A file on the one volume that the one pod mounts.
+        url = configmap["DATABASE_URL"]
+        assert url.startswith("sqlite+aiosqlite:////")
+        directory = str(Path(url.removeprefix("sqlite+aiosqlite:///")).parent)
+        claim = the(k8s_project, "PersistentVolumeClaim")
+        deployment = the(k8s_project, "Deployment", "api")
+        pod = pod_spec(deployment)
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        assert pod["securityContext"]["fsGroup"] == image_user(k8s_project)[1]
+        (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+        assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert [w["metadata"]["name"] for w in workloads(k8s_project)] == [
+            deployment["metadata"]["name"]
+        ], "SQLite suits one pod; another workload could not share its file"
+        for container in all_containers(pod):
+            mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+            assert mounts.get(directory) == volume["name"], f"{container['name']} lacks {directory}"
+
+
+def test_migrations_run_as_their_own_step(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    jobs = find(k8s_project, "Job", "migrate")
+    init = named(api_pod(k8s_project), "migrate")
+    if answers["database"] == "none":
+        assert (jobs, init) == ([], None)
+        return
+    if answers["database"] == "postgresql":
+        # Once per release, not once per replica.
+        (job,) = jobs
+        assert init is None
+        assert job["spec"]["backoffLimit"] >= 1
+        assert job["spec"]["ttlSecondsAfterFinished"] > 0
+        assert pod_spec(job)["restartPolicy"] == "Never"
+        container = named(pod_spec(job), "migrate")
+    else:
+        # Before the one pod's API starts; a Job's pod could not share its volume.
+        assert jobs == []
+        container = init
+    assert container is not None
+    assert container["command"] == module_command(k8s_project, "migrate")
+
+
+def test_worker_runs_without_ports_and_gets_its_grace_period(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    deployments = find(k8s_project, "Deployment", "worker")
+    in_api_pod = named(api_pod(k8s_project), "worker")
+    if not answers.get("worker"):
+        assert (deployments, in_api_pod) == ([], None)
+        return
+    if answers["database"] == "sqlite":
+        assert deployments == [], "SQLite has no row locks: one worker, beside the API"
+        pod, container = api_pod(k8s_project), in_api_pod
+    else:
+        (deployment,) = deployments
+        assert in_api_pod is None
+        assert deployment["spec"]["replicas"] >= 2
+        pod = pod_spec(deployment)
+        container = named(pod, "worker")
+    assert container is not None
+    assert container["command"] == module_command(k8s_project, "worker")
+    assert "ports" not in container
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert "httpGet" not in container.get(probe, {}), f"{probe} probes a port it lacks"
+    grace = literal_default(settings_fields(k8s_project)["jobs_shutdown_grace_seconds"])
+    assert pod["terminationGracePeriodSeconds"] > grace
 
 
 def test_grace_period_covers_the_pre_stop_sleep_and_the_shutdown(k8s_project: Path) -> None:
-    pod = resources(k8s_project)["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    pod = api_pod(k8s_project)
+    pre_stop = api_container(k8s_project)["lifecycle"]["preStop"]["sleep"]["seconds"]
     shutdown = literal_default(settings_fields(k8s_project)["shutdown_timeout_seconds"])
     assert isinstance(shutdown, float | int)
     assert pod["terminationGracePeriodSeconds"] > pre_stop + shutdown
@@ -354,12 +735,41 @@ def test_grace_period_covers_the_pre_stop_sleep_and_the_shutdown(k8s_project: Pa
 # Settings: .env.example, compose and the ConfigMap against the settings classes
 
 
+def module_constants(tree: ast.Module) -> dict[str, ast.Constant]:
+    """Module-level `NAME = "literal"` assignments, which field defaults may name."""
+    constants = {}
+    for statement in tree.body:
+        if (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+            and isinstance(statement.value, ast.Constant)
+        ):
+            constants[statement.targets[0].id] = statement.value
+    return constants
+
+
+def resolve_default(value: ast.expr | None, constants: dict[str, ast.Constant]) -> ast.expr | None:
+    """`SecretStr(x)` means x; a module constant means its value."""
+    if (
+        isinstance(value, ast.Call)
+        and ast.unparse(value.func) == "SecretStr"
+        and len(value.args) == 1
+        and not value.keywords
+    ):
+        value = value.args[0]
+    if isinstance(value, ast.Name) and value.id in constants:
+        return constants[value.id]
+    return value
+
+
 def settings_fields(project: Path) -> dict[str, ast.expr | None]:
     """Every field of the rendered settings classes, with its default expression."""
     package = project / "src" / answers_of(project)["package_name"]
     fields: dict[str, ast.expr | None] = {}
     for module, class_name in SETTINGS_CLASSES:
         tree = ast.parse((package / module).read_text())
+        constants = module_constants(tree)
         (settings_class,) = [
             node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name
         ]
@@ -369,7 +779,7 @@ def settings_fields(project: Path) -> dict[str, ast.expr | None]:
                 and isinstance(statement.target, ast.Name)
                 and "ClassVar" not in ast.unparse(statement.annotation)
             ):
-                fields[statement.target.id] = statement.value
+                fields[statement.target.id] = resolve_default(statement.value, constants)
     return fields
 
 
@@ -448,10 +858,14 @@ def test_env_example_shows_each_default(project: Path) -> None:
             )
 
 
-def test_compose_and_configmap_set_only_real_settings(render: Callable[[str], Path]) -> None:
-    project = render("github-k8s")
+def test_compose_and_configmap_set_only_real_settings(project: Path) -> None:
     fields = {name.upper() for name in settings_fields(project)}
-    compose = load_yaml(project / "compose.yaml")["services"]["api"]["environment"]
-    assert set(compose) - fields == set(), "compose sets variables no setting reads"
-    configmap = load_yaml(project / "deploy" / "k8s" / "configmap.yaml")["data"]
-    assert set(configmap) - fields == set(), "the ConfigMap sets variables no setting reads"
+    services = compose_services(project)
+    for name in expected_app_services(answers_of(project)):
+        compose = services[name]["environment"]
+        assert set(compose) - fields == set(), f"compose sets variables {name} does not read"
+    if answers_of(project)["kubernetes"]:
+        configmap = load_yaml(project / "deploy" / "k8s" / "configmap.yaml")["data"]
+        assert set(configmap) - fields == set(), "the ConfigMap sets variables no setting reads"
+        for variable in database_urls(project).values():
+            assert variable["name"] in fields

@@ -1,8 +1,9 @@
 """The platform half of the app: logging, telemetry, middleware, errors, health."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Protocol
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -19,6 +20,19 @@ from .telemetry import build_tracer_provider, fastapi_telemetry
 logger = get_logger(__name__)
 
 
+class Resource(Protocol):
+    """Something the app holds open: checked by /readyz, closed at shutdown.
+
+    It is reachable as `app.state.<name>`.
+    """
+
+    name: str
+
+    async def check(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 def service_version(distribution: str) -> str:
     try:
         return version(distribution)
@@ -26,7 +40,7 @@ def service_version(distribution: str) -> str:
         return "0.0.0"
 
 
-def build_app(settings: PlatformSettings) -> FastAPI:
+def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) -> FastAPI:
     """A FastAPI app with every platform concern wired; the service adds its routers."""
     configure_logging(settings.log_level)
     tracer_provider = build_tracer_provider(settings)
@@ -39,6 +53,8 @@ def build_app(settings: PlatformSettings) -> FastAPI:
         try:
             yield
         finally:
+            for resource in reversed(resources):
+                await resource.close()
             if tracer_provider is not None:
                 tracer_provider.shutdown()
             logger.info("shutdown", service=settings.service_name)
@@ -54,6 +70,9 @@ def build_app(settings: PlatformSettings) -> FastAPI:
         telemetry=fastapi_telemetry(tracer_provider),
     )
     app.state.readiness_checks = checks
+    for resource in resources:
+        setattr(app.state, resource.name, resource)
+        checks.add(resource.name, resource.check)
     install_error_handlers(app)
     app.include_router(health_router(checks, metrics.registry))
 

@@ -1,67 +1,28 @@
 """The real server process, started the way the container starts it."""
 
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-STARTUP_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def service_env(**overrides: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "PORT"}
-    env.update({"ENVIRONMENT": "test", **overrides})
-    return env
-
-
-def wait_until_ready(base_url: str, process: subprocess.Popen[bytes]) -> httpx.Response:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode} before it was ready")
-        try:
-            response = httpx.get(f"{base_url}/readyz", timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.1)
-            continue
-        if response.status_code == 200:
-            return response
-        time.sleep(0.1)
-    pytest.fail(f"the server was not ready within {STARTUP_SECONDS}s")
+from .processes import free_port, service_command, service_env, start, stop, wait_until_ready
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(
+    tmp_path: Path, service_settings: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "{{ package_name }}", "serve", "--port", str(port)],
-            env=service_env(),
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = start(
+        ["serve", "--port", str(port)], service_env(**service_settings), tmp_path / "server.log"
+    )
     try:
         yield f"http://127.0.0.1:{port}", process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_the_server_answers_health_and_metrics_and_stops_on_sigterm(
@@ -91,7 +52,7 @@ def test_the_server_answers_health_and_metrics_and_stops_on_sigterm(
 
 def test_production_with_a_placeholder_secret_does_not_start(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "{{ package_name }}", "serve", "--port", str(free_port())],
+        service_command("serve", "--port", str(free_port())),
         env=service_env(ENVIRONMENT="production", OTEL_EXPORTER_OTLP_HEADERS="changeme"),
         cwd=tmp_path,
         capture_output=True,

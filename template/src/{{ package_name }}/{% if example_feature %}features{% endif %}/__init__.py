@@ -1,0 +1,1 @@
+"""The service's features: each a package with its router, service, repository and models."""

@@ -1,0 +1,243 @@
+"""The jobs worker: claims due jobs from the database and runs them.
+
+Each claim takes a lease; while the handler runs, a heartbeat extends it. A
+worker that dies stops renewing, and once the lease expires another worker
+claims the job again (so handlers must be idempotent). Failures are retried
+with exponential backoff and full jitter until `max_attempts`, then the job
+is FAILED for good. On SIGTERM the worker claims nothing more, gives the job
+in hand a grace period to finish, and otherwise hands it back.
+
+PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so any number of workers
+share the table. SQLite has no row locks: run one worker.
+"""
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ...platform.db import Database, utc_now
+from ...platform.logging import configure_logging, get_logger
+from ...settings import Settings
+from .handlers import HANDLERS, JobHandler
+from .models import JobStatus
+from .repository import JobRepository
+
+logger = get_logger(__name__)
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class WorkerPolicy:
+    poll_interval_seconds: float = 1.0
+    lease_seconds: float = 30.0
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    shutdown_grace_seconds: float = 20.0
+
+
+def retry_delay(attempt: int, base_seconds: float, max_seconds: float) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(attempt-1))]."""
+    ceiling = min(max_seconds, base_seconds * 2 ** (attempt - 1))
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: uuid.UUID
+    kind: str
+    payload: dict[str, object]
+    attempt: int
+    max_attempts: int
+
+
+class JobWorker:
+    def __init__(
+        self,
+        database: Database,
+        policy: WorkerPolicy,
+        handlers: Mapping[str, JobHandler] = HANDLERS,
+        worker_id: str | None = None,
+    ) -> None:
+        self.database = database
+        self.policy = policy
+        self.handlers = handlers
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run jobs until `stop` is set."""
+        logger.info("worker_started", worker_id=self.worker_id)
+        while not stop.is_set():
+            try:
+                claim = await self.claim_next()
+            except Exception:
+                # The database is away (restarting, failing over): keep trying.
+                logger.exception("claim_failed", worker_id=self.worker_id)
+                claim = None
+            if claim is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.policy.poll_interval_seconds)
+                continue
+            await self.run_claimed(claim, stop)
+        logger.info("worker_stopped", worker_id=self.worker_id)
+
+    async def run_once(self) -> bool:
+        """Claim and run one due job; False when none was due."""
+        claim = await self.claim_next()
+        if claim is None:
+            return False
+        await self.run_claimed(claim, asyncio.Event())
+        return True
+
+    async def claim_next(self) -> Claim | None:
+        async with self.database.sessions() as session:
+            jobs = JobRepository(session)
+            while True:
+                now = utc_now()
+                job = await jobs.lock_next_due(now)
+                if job is None:
+                    return None
+                if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
+                    # Its worker died on the last attempt allowed.
+                    job.last_error = "the worker running the last attempt stopped responding"
+                    job.locked_by = None
+                    job.move_to(JobStatus.FAILED)
+                    await session.commit()
+                    logger.warning("job_failed", job_id=str(job.id), reason="lease expired")
+                    continue
+                if job.status == JobStatus.PENDING:
+                    job.move_to(JobStatus.RUNNING)
+                job.attempts += 1
+                job.locked_by = self.worker_id
+                job.lease_expires_at = now + timedelta(seconds=self.policy.lease_seconds)
+                claim = Claim(job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts)
+                await session.commit()
+                return claim
+
+    async def run_claimed(self, claim: Claim, stop: asyncio.Event) -> None:
+        log = logger.bind(job_id=str(claim.job_id), kind=claim.kind, attempt=claim.attempt)
+        log.info("job_started", worker_id=self.worker_id)
+        handler = self.handlers.get(claim.kind)
+        execution = asyncio.ensure_future(self._execute(handler, claim))
+        heartbeat = asyncio.ensure_future(self._heartbeat(claim))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({execution, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not execution.done():
+                # Shutting down: let the job finish within the grace period, else hand it back.
+                done, _ = await asyncio.wait(
+                    {execution}, timeout=self.policy.shutdown_grace_seconds
+                )
+                if not done:
+                    execution.cancel()
+                    await asyncio.gather(execution, return_exceptions=True)
+                    await self._release(claim)
+                    log.info("job_released")
+                    return
+            error = execution.exception()
+            if error is None:
+                await self._succeed(claim, execution.result())
+                log.info("job_succeeded")
+            else:
+                await self._fail(claim, error)
+        finally:
+            for task in (heartbeat, stopping):
+                task.cancel()
+            await asyncio.gather(heartbeat, stopping, return_exceptions=True)
+
+    async def _execute(self, handler: JobHandler | None, claim: Claim) -> dict[str, object]:
+        if handler is None:
+            raise LookupError(f"no handler for job kind {claim.kind!r}")
+        return await handler(dict(claim.payload))
+
+    async def _heartbeat(self, claim: Claim) -> None:
+        interval = self.policy.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.database.sessions() as session:
+                    job = await JobRepository(session).lock_held(claim.job_id, self.worker_id)
+                    if job is None:
+                        return
+                    job.lease_expires_at = utc_now() + timedelta(seconds=self.policy.lease_seconds)
+                    await session.commit()
+            except Exception:
+                # Missing one renewal is harmless; the lease outlasts two more tries.
+                logger.warning("lease_renewal_failed", job_id=str(claim.job_id), exc_info=True)
+
+    async def _succeed(self, claim: Claim, result: dict[str, object]) -> None:
+        async with self.database.sessions() as session:
+            job = await JobRepository(session).lock_held(claim.job_id, self.worker_id)
+            if job is None:  # cancelled, or taken over after a lost lease
+                return
+            job.result = result
+            job.last_error = None
+            job.locked_by = None
+            job.move_to(JobStatus.SUCCEEDED)
+            await session.commit()
+
+    async def _fail(self, claim: Claim, error: BaseException) -> None:
+        message = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+        async with self.database.sessions() as session:
+            job = await JobRepository(session).lock_held(claim.job_id, self.worker_id)
+            if job is None:
+                return
+            job.last_error = message
+            job.locked_by = None
+            if job.attempts < job.max_attempts:
+                delay = retry_delay(
+                    job.attempts, self.policy.retry_base_seconds, self.policy.retry_max_seconds
+                )
+                job.next_run_at = utc_now() + timedelta(seconds=delay)
+                job.lease_expires_at = None
+                job.move_to(JobStatus.PENDING)
+                logger.warning(
+                    "job_retry_scheduled", job_id=str(job.id), error=message, delay_seconds=delay
+                )
+            else:
+                job.move_to(JobStatus.FAILED)
+                logger.error("job_failed", job_id=str(job.id), error=message)
+            await session.commit()
+
+    async def _release(self, claim: Claim) -> None:
+        async with self.database.sessions() as session:
+            job = await JobRepository(session).lock_held(claim.job_id, self.worker_id)
+            if job is None:
+                return
+            # Not the job's fault: the attempt does not count.
+            job.attempts -= 1
+            job.locked_by = None
+            job.lease_expires_at = None
+            job.next_run_at = utc_now()
+            job.move_to(JobStatus.PENDING)
+            await session.commit()
+
+
+def policy_from(settings: Settings) -> WorkerPolicy:
+    return WorkerPolicy(
+        poll_interval_seconds=settings.jobs_poll_interval_seconds,
+        lease_seconds=settings.jobs_lease_seconds,
+        retry_base_seconds=settings.jobs_retry_base_seconds,
+        retry_max_seconds=settings.jobs_retry_max_seconds,
+        shutdown_grace_seconds=settings.jobs_shutdown_grace_seconds,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """The worker process: run until SIGTERM or SIGINT, then stop cleanly."""
+    configure_logging(settings.log_level)
+    database = Database.from_settings(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        await JobWorker(database, policy_from(settings)).run(stop)
+    finally:
+        await database.close()
