@@ -19,6 +19,12 @@ class JobRepository:
     async def get(self, owner: str, job_id: uuid.UUID) -> Job | None:
         return await self.session.scalar(select(Job).where(Job.id == job_id, Job.owner == owner))
 
+    async def lock(self, owner: str, job_id: uuid.UUID) -> Job | None:
+        """The job, locked until the transaction ends, so a worker cannot finish it meanwhile."""
+        return await self.session.scalar(
+            select(Job).where(Job.id == job_id, Job.owner == owner).with_for_update()
+        )
+
     async def get_by_idempotency_key(self, owner: str, key: str) -> Job | None:
         return await self.session.scalar(
             select(Job).where(Job.owner == owner, Job.idempotency_key == key)

@@ -100,7 +100,9 @@ class JobService:
         return Page(jobs, encode_cursor(jobs[-1]) if has_more else None)
 
     async def cancel(self, owner: str, job_id: uuid.UUID) -> Job:
-        job = await self.get(owner, job_id)
+        job = await self.jobs.lock(owner, job_id)
+        if job is None:
+            raise job_not_found(job_id)
         if job.status in FINAL_STATUSES:
             raise ServiceError(
                 409, "job_finished", f"The job already finished as {job.status}.", None

@@ -84,7 +84,11 @@ class JobWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.policy.poll_interval_seconds)
                 continue
-            await self.run_claimed(claim, stop)
+            try:
+                await self.run_claimed(claim, stop)
+            except Exception:
+                # The outcome was not recorded; the job comes back when its lease expires.
+                logger.exception("job_outcome_not_recorded", job_id=str(claim.job_id))
         logger.info("worker_stopped", worker_id=self.worker_id)
 
     async def run_once(self) -> bool:
@@ -142,8 +146,10 @@ class JobWorker:
                     return
             error = execution.exception()
             if error is None:
-                await self._succeed(claim, execution.result())
-                log.info("job_succeeded")
+                if await self._succeed(claim, execution.result()):
+                    log.info("job_succeeded")
+                else:
+                    log.info("job_result_discarded", reason="cancelled or taken over")
             else:
                 await self._fail(claim, error)
         finally:
@@ -171,16 +177,17 @@ class JobWorker:
                 # Missing one renewal is harmless; the lease outlasts two more tries.
                 logger.warning("lease_renewal_failed", job_id=str(claim.job_id), exc_info=True)
 
-    async def _succeed(self, claim: Claim, result: dict[str, object]) -> None:
+    async def _succeed(self, claim: Claim, result: dict[str, object]) -> bool:
         async with self.database.sessions() as session:
             job = await JobRepository(session).lock_held(claim.job_id, self.worker_id)
             if job is None:  # cancelled, or taken over after a lost lease
-                return
+                return False
             job.result = result
             job.last_error = None
             job.locked_by = None
             job.move_to(JobStatus.SUCCEEDED)
             await session.commit()
+            return True
 
     async def _fail(self, claim: Claim, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
