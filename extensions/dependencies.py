@@ -32,7 +32,13 @@ def load_bom() -> dict[str, dict[str, str]]:
 def _find(name: str) -> tuple[str, str]:
     """The BOM key (with extras) and pinned version of a Python package."""
     bom = load_bom()
-    packages = {**bom["runtime"], **bom["dev"], **bom["build"], **bom["hooks"]}
+    packages = {
+        **bom["runtime"],
+        **bom["dev"],
+        **bom["build"],
+        **bom["tools"],
+        **bom["hooks"],
+    }
     for key, pinned in packages.items():
         if name in (key, EXTRAS.sub("", key)):
             return key, pinned

@@ -101,10 +101,22 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             "tests/test_jobs_api.py",
             "tests/test_jobs_model.py",
         }
+    if answers["auth"] != "none":
+        files |= {
+            f"{package}/platform/{answers['auth']}_auth.py",
+            f"{package}/platform/ratelimit.py",
+            "tests/credentials.py",
+            f"tests/test_auth_{answers['auth']}.py",
+            "tests/test_rate_limit.py",
+        }
+        if answers["auth"] in ("jwt", "oidc"):
+            files.add(f"{package}/platform/bearer.py")
+        if answers["example_feature"]:
+            files.add("tests/test_jobs_auth.py")
     if answers["worker"] and answers["broker"] == "none":
         files.add("tests/test_jobs_worker.py")
     if answers["ci"] == "github":
-        files.add(".github/workflows/ci.yml")
+        files |= {".github/workflows/ci.yml", ".github/workflows/template-update.yml"}
     if answers["ci"] == "gitlab":
         files.add(".gitlab-ci.yml")
     if answers["kubernetes"]:

@@ -368,10 +368,23 @@ def test_compose_worker_gets_its_grace_period(project: Path) -> None:
 # CI
 
 
-def test_github_workflow_matches_its_schemas(github_project: Path) -> None:
-    workflow = github_project / ".github" / "workflows" / "ci.yml"
+def test_github_workflows_match_their_schemas(github_project: Path) -> None:
+    workflows = sorted((github_project / ".github" / "workflows").glob("*.yml"))
+    assert [path.name for path in workflows] == ["ci.yml", "template-update.yml"]
     for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
-        assert_tool_passes(CHECK_JSONSCHEMA, "--builtin-schema", schema, workflow)
+        assert_tool_passes(CHECK_JSONSCHEMA, "--builtin-schema", schema, *workflows)
+
+
+def test_a_scheduled_job_reports_template_drift(github_project: Path, gitlab_project: Path) -> None:
+    github = load_yaml(github_project / ".github" / "workflows" / "template-update.yml")
+    assert "schedule" in github[True]  # YAML reads the bare key `on` as true
+    github_runs = [
+        step["run"] for job in github["jobs"].values() for step in job["steps"] if "run" in step
+    ]
+    gitlab_job = load_yaml(gitlab_project / ".gitlab-ci.yml")["template-update"]
+    assert gitlab_job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+    for command in [*github_runs, *gitlab_job["script"]]:
+        assert command.endswith("copier check-update --quiet")
 
 
 def test_gitlab_ci_matches_its_schema(gitlab_project: Path) -> None:

@@ -1,0 +1,50 @@
+"""Run a rendered service's own checks, the way its CI does, in its own environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+STEP_TIMEOUT_SECONDS = 900
+STEPS = (
+    ("uv sync", ["uv", "sync", "--quiet"]),
+    ("ruff check", ["uv", "run", "--no-sync", "ruff", "check", "--no-cache", "."]),
+    ("ruff format", ["uv", "run", "--no-sync", "ruff", "format", "--check", "--no-cache", "."]),
+    ("mypy", ["uv", "run", "--no-sync", "mypy"]),
+    ("pytest", ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"]),
+)
+
+
+def service_environment() -> dict[str, str]:
+    """This process's environment without the template's own virtualenv."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH")
+    }
+
+
+def run_service_checks(project: Path, label: str) -> list[tuple[str, float]]:
+    """uv sync, ruff, mypy and pytest in `project`; fails on the first that fails.
+
+    Returns how long each step took.
+    """
+    timings: list[tuple[str, float]] = []
+    for name, command in STEPS:
+        started = time.perf_counter()
+        completed = subprocess.run(
+            command,
+            cwd=project,
+            env=service_environment(),
+            capture_output=True,
+            text=True,
+            timeout=STEP_TIMEOUT_SECONDS,
+            check=False,
+        )
+        timings.append((name, time.perf_counter() - started))
+        assert completed.returncode == 0, (
+            f"{name} failed for {label}:\n{completed.stdout}\n{completed.stderr}"
+        )
+    return timings
