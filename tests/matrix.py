@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from copier import run_copy
 from jinja2 import Environment
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
@@ -153,3 +154,19 @@ def covering_variants() -> tuple[Variant, ...]:
         chosen.append(best)
         uncovered.difference_update(_pairs(best))
     return tuple(chosen)
+
+
+def render(
+    destination: Path, data: Mapping[str, Any], template: Path = TEMPLATE_ROOT, ref: str = "HEAD"
+) -> Path:
+    """Render the template at a Git ref (the working tree at HEAD) non-interactively."""
+    run_copy(
+        str(template),
+        str(destination),
+        data=dict(data),
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+        vcs_ref=ref,
+    )
+    return destination

@@ -8,20 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from copier import run_copy
-from matrix import BASE_ANSWERS, TEMPLATE_ROOT, questions
+from matrix import BASE_ANSWERS, questions
+from matrix import render as render_template
 
 
 def render(destination: Path, **answers: Any) -> None:
-    run_copy(
-        str(TEMPLATE_ROOT),
-        str(destination),
-        data={**BASE_ANSWERS, **answers},
-        defaults=True,
-        unsafe=True,
-        quiet=True,
-        vcs_ref="HEAD",
-    )
+    render_template(destination, {**BASE_ANSWERS, **answers})
 
 
 def refusal(tmp_path: Path, **answers: Any) -> str:

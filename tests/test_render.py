@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from copier import run_copy
-from matrix import TEMPLATE_ROOT, Variant, answered_default
+from matrix import TEMPLATE_ROOT, Variant, answered_default, render
 
 # `${{ ... }}` is GitHub Actions' own expression syntax, not Jinja.
 LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#|#\}")
@@ -142,16 +141,7 @@ def rendered(
     """The variant rendered once per test process; tests only read it."""
     if variant.id not in render_cache:
         destination = tmp_path_factory.mktemp("render") / "service"
-        run_copy(
-            str(TEMPLATE_ROOT),
-            str(destination),
-            data=variant.data,
-            defaults=True,
-            unsafe=True,
-            quiet=True,
-            vcs_ref="HEAD",
-        )
-        render_cache[variant.id] = destination
+        render_cache[variant.id] = render(destination, variant.data)
     return render_cache[variant.id]
 
 

@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from copier import run_copy
-
-TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+from matrix import TEMPLATE_ROOT
+from matrix import render as render_template
 
 # The tools come from this repository's own environment, the one running pytest.
 TOOLS = Path(sys.executable).parent
@@ -97,16 +96,7 @@ def render(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     def render_variant(name: str) -> Path:
         if name not in rendered:
             destination = tmp_path_factory.mktemp(name)
-            run_copy(
-                str(TEMPLATE_ROOT),
-                str(destination),
-                data=VARIANTS[name],
-                defaults=True,
-                unsafe=True,
-                quiet=True,
-                vcs_ref="HEAD",
-            )
-            rendered[name] = destination
+            rendered[name] = render_template(destination, VARIANTS[name])
         return rendered[name]
 
     return render_variant
