@@ -1,7 +1,8 @@
 """Pure ASGI middleware.
 
-Each class wraps the next ASGI app directly, without BaseHTTPMiddleware,
-which costs a task and a memory stream per request.
+Each class is a plain ASGI app that wraps the next one: Starlette's
+request/response base class for middleware would cost a task and a memory
+stream on every request.
 """
 
 import re
