@@ -25,14 +25,19 @@ MAX_DESCRIPTION_LENGTH = 200
 # Names that would shadow a module the service itself imports.
 RESERVED_PACKAGE_NAMES = frozenset(
     {
+        "aio_pika",
+        "aiormq",
         "alembic",
         "app",
         "asyncpg",
         "cryptography",
         "fastapi",
         "httpx",
+        "jsonschema",
         "jwt",
+        "nats",
         "opentelemetry",
+        "pamqp",
         "platform",
         "prometheus_client",
         "pydantic",

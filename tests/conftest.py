@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from matrix import all_variants, covering_variants
+from matrix import all_variants, code_variants, covering_variants
 
 SUITE_SECONDS = "variant_seconds"
 SUITE_STEPS = "variant_steps"
@@ -17,16 +17,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--all-variants",
         action="store_true",
         default=False,
-        help="run the full suite of every variant, not only the pairwise covering set",
+        help=(
+            "render and run the full suite of every variant, not only one variant per "
+            "combination of code-shaping answers and the pairwise covering set"
+        ),
     )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    every = metafunc.config.getoption("--all-variants")
     if "variant" in metafunc.fixturenames:
-        variants = all_variants()
+        variants = all_variants() if every else code_variants()
         metafunc.parametrize("variant", variants, ids=[v.id for v in variants])
     if "suite_variant" in metafunc.fixturenames:
-        every = metafunc.config.getoption("--all-variants")
         variants = all_variants() if every else covering_variants()
         metafunc.parametrize("suite_variant", variants, ids=[v.id for v in variants])
 

@@ -135,6 +135,40 @@ def all_variants() -> tuple[Variant, ...]:
     return tuple(seen.values())
 
 
+# Answers that change only deploy files (CI, manifests), which the static checks cover.
+DEPLOY_QUESTIONS = ("ci", "kubernetes")
+
+
+@cache
+def code_variants() -> tuple[Variant, ...]:
+    """One variant per combination of the answers that shape the code.
+
+    The deploy answers are taken in turn, so that each of their values is
+    rendered with many combinations of the others; `all_variants` has every
+    combination of both.
+    """
+    chosen: dict[tuple[tuple[str, Any], ...], Variant] = {}
+    for variant in all_variants():
+        key = tuple(
+            (name, value) for name, value in variant.answers if name not in DEPLOY_QUESTIONS
+        )
+        chosen.setdefault(key, variant)
+    deploy_combinations = sorted(
+        {
+            tuple((name, value) for name, value in variant.answers if name in DEPLOY_QUESTIONS)
+            for variant in all_variants()
+        },
+        key=repr,
+    )
+    by_answers = {variant.answers: variant for variant in all_variants()}
+    rotated = []
+    for index, key in enumerate(chosen):
+        deploy = dict(deploy_combinations[index % len(deploy_combinations)])
+        answers = tuple((name, deploy.get(name, value)) for name, value in chosen[key].answers)
+        rotated.append(by_answers.get(answers, chosen[key]))
+    return tuple(rotated)
+
+
 def _pairs(variant: Variant) -> Iterator[tuple[tuple[str, Any], tuple[str, Any]]]:
     return itertools.combinations(variant.answers, 2)
 

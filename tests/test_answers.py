@@ -124,6 +124,17 @@ def test_a_worker_without_a_broker_or_the_example_feature_is_refused(tmp_path: P
     assert "answer yes to example_feature, or no to worker" in message
 
 
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq", "nats"])
+def test_a_broker_offers_a_worker_without_a_database_or_the_example_feature(
+    broker: str, tmp_path: Path
+) -> None:
+    render(tmp_path / "service", database="none", broker=broker)
+    answers = (tmp_path / "service" / ".copier-answers.yml").read_text()
+    assert f"broker: {broker}" in answers
+    assert "worker: true" in answers
+    assert "example_feature" not in answers
+
+
 @pytest.mark.parametrize("database", ["postgresql", "sqlite"])
 def test_a_database_offers_the_example_feature_and_worker_by_default(
     database: str, tmp_path: Path

@@ -46,10 +46,13 @@ JOBS_MODULES = (
     "models",
     "repository",
     "router",
+    "runner",
     "schemas",
     "service",
-    "worker",
 )
+# With a broker, the platform publishes and consumes events.
+BROKER_PLATFORM_MODULES = ("broker", "events", "messaging")
+BROKER_TESTS = ("broker_support", "test_events", "test_messaging")
 KUBERNETES_MANIFESTS = (
     "configmap.yaml",
     "deployment.yaml",
@@ -112,6 +115,32 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             files.add(f"{package}/platform/bearer.py")
         if answers["example_feature"]:
             files.add("tests/test_jobs_auth.py")
+    if answers["example_feature"]:
+        if answers["broker"] == "none":
+            # The worker polls the database for due jobs.
+            files.add(f"{package}/features/jobs/worker.py")
+        else:
+            # Messages bring the jobs to the worker.
+            files |= {f"{package}/features/jobs/dispatch.py", f"{package}/features/jobs/events.py"}
+    if answers["broker"] != "none":
+        files |= {
+            f"{package}/events.py",
+            *(f"{package}/platform/{module}.py" for module in BROKER_PLATFORM_MODULES),
+            *(f"tests/{module}.py" for module in BROKER_TESTS),
+        }
+        if answers["worker"]:
+            files.add(f"{package}/worker.py")
+        if answers["database"] != "none":
+            files |= {
+                f"{package}/platform/outbox.py",
+                f"{package}/migrations/versions/rev_0002_create_outbox.py",
+                "tests/test_outbox.py",
+            }
+        if answers["example_feature"] and answers["worker"]:
+            files.add("tests/test_jobs_events.py")
+    if answers["database"] == "postgresql" or answers["broker"] != "none":
+        # Stands in for a server that goes away and comes back.
+        files.add("tests/forwarder.py")
     if answers["worker"] and answers["broker"] == "none":
         files.add("tests/test_jobs_worker.py")
     if answers["ci"] == "github":
@@ -122,10 +151,13 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files.update(f"deploy/k8s/{manifest}" for manifest in KUBERNETES_MANIFESTS)
         if answers["database"] == "postgresql":
             files.add("deploy/k8s/migrate-job.yaml")
-            if answers["worker"]:
-                files.add("deploy/k8s/worker-deployment.yaml")
+            if answers["broker"] != "none":
+                files.add("deploy/k8s/relay-deployment.yaml")
         if answers["database"] == "sqlite":
+            # One pod runs every process; the worker and relay run beside the API.
             files.add("deploy/k8s/persistentvolumeclaim.yaml")
+        elif answers["worker"]:
+            files.add("deploy/k8s/worker-deployment.yaml")
     return files
 
 

@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import pytest
 import yaml
@@ -76,12 +76,72 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "database": "sqlite",
         "worker": True,
     },
+    # Each broker with each CI provider, with and without a database and a worker.
+    "github-k8s-postgresql-redis": {
+        **COMMON_ANSWERS,
+        "http_port": 8126,
+        "ci": "github",
+        "kubernetes": True,
+        "database": "postgresql",
+        "broker": "redis",
+        "worker": True,
+        # The rate-limit tests share the broker's Redis in CI.
+        "auth": "jwt",
+    },
+    "gitlab-k8s-sqlite-nats": {
+        **COMMON_ANSWERS,
+        "http_port": 9053,
+        "ci": "gitlab",
+        "kubernetes": True,
+        "database": "sqlite",
+        "broker": "nats",
+        "worker": True,
+    },
+    "github-k8s-rabbitmq": {
+        **COMMON_ANSWERS,
+        "http_port": 8127,
+        "ci": "github",
+        "kubernetes": True,
+        "database": "none",
+        "broker": "rabbitmq",
+        "worker": True,
+    },
+    "gitlab-k8s-postgresql-rabbitmq-no-worker": {
+        **COMMON_ANSWERS,
+        "http_port": 9054,
+        "ci": "gitlab",
+        "kubernetes": True,
+        "database": "postgresql",
+        "broker": "rabbitmq",
+        "worker": False,
+    },
+    "github-nats-no-worker": {
+        **COMMON_ANSWERS,
+        "http_port": 8128,
+        "ci": "github",
+        "kubernetes": False,
+        "database": "none",
+        "broker": "nats",
+        "worker": False,
+    },
+    "gitlab-k8s-redis": {
+        **COMMON_ANSWERS,
+        "http_port": 9055,
+        "ci": "gitlab",
+        "kubernetes": True,
+        "database": "none",
+        "broker": "redis",
+        "worker": True,
+    },
 }
 ALL = list(VARIANTS)
 WITH_KUBERNETES = [name for name, answers in VARIANTS.items() if answers["kubernetes"]]
 WITH_GITHUB = [name for name, answers in VARIANTS.items() if answers["ci"] == "github"]
 WITH_GITLAB = [name for name, answers in VARIANTS.items() if answers["ci"] == "gitlab"]
 BILL_OF_MATERIALS = TEMPLATE_ROOT / "extensions" / "dependencies.toml"
+
+# The URL scheme each broker's BROKER_URL uses.
+BROKER_SCHEMES = {"redis": "redis", "rabbitmq": "amqp", "nats": "nats"}
 
 # A setting in .env.example: `KEY=value`, or `# KEY=value` for one unset by default.
 ENV_LINE = re.compile(r"^(?P<unset># )?(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
@@ -162,6 +222,29 @@ def seconds(duration: str) -> int:
 def module_command(project: Path, command: str) -> list[str]:
     """How every container runs the service: `python -m <package> <command>`."""
     return ["python", "-m", answers_of(project)["package_name"], command]
+
+
+def broker_of(project: Path) -> str | None:
+    """The answered broker, None without one."""
+    broker: str = answers_of(project).get("broker", "none")
+    return None if broker == "none" else broker
+
+
+def default_broker_url(project: Path) -> SplitResult:
+    """BROKER_URL as the settings default it: where the tests look for the broker."""
+    return urlsplit(literal_default(settings_fields(project)["broker_url"]))
+
+
+def worker_grace_seconds(project: Path) -> float:
+    """The longest a worker may take to stop on SIGTERM: its jobs' or its messages' grace."""
+    fields = settings_fields(project)
+    graces = [
+        literal_default(fields[name])
+        for name in ("jobs_shutdown_grace_seconds", "events_shutdown_grace_seconds")
+        if name in fields
+    ]
+    assert graces, "a worker without a shutdown grace period"
+    return float(max(graces))
 
 
 # Dockerfile
@@ -260,7 +343,16 @@ def expected_app_services(answers: dict[str, Any]) -> set[str]:
         services.add("migrate")
     if answers.get("worker"):
         services.add("worker")
+    if answers.get("broker", "none") != "none" and answers["database"] != "none":
+        services.add("relay")
     return services
+
+
+def broker_users(answers: dict[str, Any]) -> set[str]:
+    """The containers that talk to the broker: all but migrate."""
+    if answers.get("broker", "none") == "none":
+        return set()
+    return expected_app_services(answers) - {"migrate"}
 
 
 def test_compose_runs_exactly_the_processes_the_answers_ask_for(project: Path) -> None:
@@ -268,6 +360,8 @@ def test_compose_runs_exactly_the_processes_the_answers_ask_for(project: Path) -
     expected = expected_app_services(answers)
     if answers["database"] == "postgresql":
         expected.add("db")
+    if answers.get("broker", "none") != "none":
+        expected.add(answers["broker"])
     assert set(compose_services(project)) == expected
 
 
@@ -293,13 +387,20 @@ def test_compose_builds_one_image_that_every_process_runs(project: Path) -> None
 def test_compose_migrates_before_anything_uses_the_database(project: Path) -> None:
     answers = answers_of(project)
     services = compose_services(project)
+    # What each process waits for, besides the broker (checked below).
+    broker = answers.get("broker", "none")
+    waits = {
+        name: {k: v for k, v in services[name].get("depends_on", {}).items() if k != broker}
+        for name in expected_app_services(answers)
+    }
     if answers["database"] == "none":
-        assert "depends_on" not in services["api"]
+        for name, wait in waits.items():
+            assert wait == {}, f"{name} waits for {wait}, with no database to migrate"
         return
     for name in expected_app_services(answers) - {"migrate"}:
-        assert services[name]["depends_on"] == {
-            "migrate": {"condition": "service_completed_successfully"}
-        }, f"{name} may start before the schema is migrated"
+        assert waits[name] == {"migrate": {"condition": "service_completed_successfully"}}, (
+            f"{name} may start before the schema is migrated"
+        )
     migrate_after = services["migrate"].get("depends_on", {})
     if answers["database"] == "postgresql":
         assert migrate_after == {"db": {"condition": "service_healthy"}}
@@ -350,9 +451,59 @@ def test_compose_worker_gets_its_grace_period(project: Path) -> None:
     services = compose_services(project)
     if "worker" not in services:
         pytest.skip("no worker")
-    grace = literal_default(settings_fields(project)["jobs_shutdown_grace_seconds"])
-    assert seconds(services["worker"]["stop_grace_period"]) > grace
+    assert seconds(services["worker"]["stop_grace_period"]) > worker_grace_seconds(project)
     assert services["worker"]["restart"] == "unless-stopped"
+
+
+def test_compose_points_every_process_at_the_same_broker(project: Path) -> None:
+    answers = answers_of(project)
+    services = compose_services(project)
+    app = expected_app_services(answers)
+    broker = broker_of(project)
+    if broker is None:
+        assert all("BROKER_URL" not in services[name]["environment"] for name in app)
+        return
+    users = broker_users(answers)
+    for name in app - users:
+        assert "BROKER_URL" not in services[name]["environment"], f"{name} needs no broker"
+        assert broker not in services[name].get("depends_on", {})
+    for name in users:
+        assert "BROKER_URL" in services[name]["environment"], f"{name} cannot reach the broker"
+    urls = {services[name]["environment"]["BROKER_URL"] for name in users}
+    assert len(urls) == 1, f"the processes use different brokers: {urls}"
+    url = urlsplit(urls.pop())
+    # The broker service, by name, on the port the settings default to.
+    assert url.scheme == BROKER_SCHEMES[broker]
+    assert (url.hostname, url.port) == (broker, default_broker_url(project).port)
+    service = services[broker]
+    assert service["image"] == pinned_image(broker)
+    if broker == "rabbitmq":
+        assert url.password == service["environment"]["RABBITMQ_DEFAULT_PASS"]
+    if broker == "nats":
+        assert "--jetstream" in service["command"], "NATS without JetStream keeps no streams"
+    # The broker keeps its data across restarts, on a named volume.
+    (data,) = service["volumes"]
+    assert data.split(":")[0] in load_yaml(project / "compose.yaml")["volumes"]
+    assert service["restart"] == "unless-stopped"
+    # The processes start once the broker answers, not merely once it has started.
+    healthcheck = service["healthcheck"]
+    assert "disable" not in healthcheck
+    assert healthcheck["test"][0] in ("CMD", "CMD-SHELL")
+    for name in users:
+        waits = services[name].get("depends_on", {}).get(broker)
+        assert waits == {"condition": "service_healthy"}, f"{name} may start before the broker"
+
+
+def test_compose_relay_publishes_the_outbox(project: Path) -> None:
+    answers = answers_of(project)
+    services = compose_services(project)
+    if broker_of(project) is None or answers["database"] == "none":
+        assert "relay" not in services
+        return
+    relay = services["relay"]
+    assert relay["command"] == module_command(project, "relay")
+    assert relay["restart"] == "unless-stopped"
+    assert {"DATABASE_URL", "BROKER_URL"} <= set(relay["environment"])
 
 
 # CI
@@ -420,18 +571,25 @@ def test_gitlab_pipeline_runs_every_check(gitlab_project: Path) -> None:
     assert missing_commands(lines) == []
 
 
-def test_github_tests_run_against_their_own_postgresql(github_project: Path) -> None:
+def github_test_job(github_project: Path) -> dict[str, Any]:
     jobs = load_yaml(github_project / ".github" / "workflows" / "ci.yml")["jobs"]
     (test_job,) = [
         job
         for job in jobs.values()
         if any(step.get("run") == "uv run pytest" for step in job["steps"])
     ]
+    return test_job
+
+
+def test_github_tests_run_against_their_own_postgresql(github_project: Path) -> None:
+    test_job = github_test_job(github_project)
+    images = [service["image"] for service in test_job.get("services", {}).values()]
     if answers_of(github_project)["database"] != "postgresql":
-        assert "services" not in test_job
+        assert pinned_image("postgres") not in images
         assert "TEST_POSTGRES_URL" not in test_job.get("env", {})
         return
-    (postgres,) = test_job["services"].values()
+    assert images.count(pinned_image("postgres")) == 1
+    postgres = test_job["services"]["postgres"]
     assert postgres["image"] == pinned_image("postgres")
     assert "--health-cmd" in postgres["options"], "the tests could start before the server"
     # The steps run on the runner itself, which reaches the service on its published port.
@@ -442,23 +600,87 @@ def test_github_tests_run_against_their_own_postgresql(github_project: Path) -> 
     assert (url.username, url.password) == ("postgres", postgres["env"]["POSTGRES_PASSWORD"])
 
 
-def test_gitlab_tests_run_against_their_own_postgresql(gitlab_project: Path) -> None:
+def gitlab_test_job(gitlab_project: Path) -> dict[str, Any]:
     pipeline = load_yaml(gitlab_project / ".gitlab-ci.yml")
     (test_job,) = [
         job
         for job in pipeline.values()
         if isinstance(job, dict) and any("uv run pytest" in line for line in job.get("script", []))
     ]
+    return test_job
+
+
+def test_gitlab_tests_run_against_their_own_postgresql(gitlab_project: Path) -> None:
+    test_job = gitlab_test_job(gitlab_project)
+    found = [s for s in test_job.get("services", []) if s["name"] == pinned_image("postgres")]
     if answers_of(gitlab_project)["database"] != "postgresql":
-        assert "services" not in test_job
+        assert found == []
         assert "TEST_POSTGRES_URL" not in test_job.get("variables", {})
         return
-    (postgres,) = test_job["services"]
-    assert postgres["name"] == pinned_image("postgres")
+    (postgres,) = found
     url = urlsplit(test_job["variables"]["TEST_POSTGRES_URL"])
     assert url.scheme == "postgresql+asyncpg"
     assert (url.hostname, url.port) == (postgres["alias"], 5432)
     assert (url.username, url.password) == ("postgres", postgres["variables"]["POSTGRES_PASSWORD"])
+
+
+def test_github_tests_run_against_their_own_broker(github_project: Path) -> None:
+    answers = answers_of(github_project)
+    test_job = github_test_job(github_project)
+    services = test_job.get("services", {})
+    runs = [step.get("run", "") for step in test_job["steps"]]
+    broker = broker_of(github_project)
+    # Without a broker, Redis serves only the shared rate-limit tests, which need
+    # it on 127.0.0.1:6379.
+    needs_redis = broker == "redis" or answers.get("auth", "none") != "none"
+    assert ("redis" in services) == needs_redis
+    for name in ("redis", "rabbitmq"):
+        if name in services:
+            assert services[name]["image"] == pinned_image(name)
+            assert "--health-cmd" in services[name]["options"], "the tests could start first"
+    # The steps run on the runner, and the tests find the broker where the
+    # settings default to: on 127.0.0.1, at its usual port.
+    assert "BROKER_URL" not in test_job.get("env", {})
+    if broker is None:
+        assert "rabbitmq" not in services
+        assert not any("docker run" in run for run in runs)
+        return
+    url = default_broker_url(github_project)
+    assert url.hostname == "127.0.0.1"
+    if broker in services:
+        assert f"{url.port}:{url.port}" in services[broker]["ports"]
+        return
+    # A service container cannot be given a command, and NATS needs one for JetStream.
+    assert broker == "nats"
+    (start,) = [index for index, run in enumerate(runs) if run.startswith("docker run")]
+    command = runs[start].split()
+    assert pinned_image("nats") in command
+    assert "--jetstream" in command
+    assert f"127.0.0.1:{url.port}:{url.port}" in command
+    (wait,) = [index for index, run in enumerate(runs) if "/healthz" in run]
+    assert start < wait < runs.index("uv run pytest"), "the tests could start before NATS"
+
+
+def test_gitlab_tests_run_against_their_own_broker(gitlab_project: Path) -> None:
+    test_job = gitlab_test_job(gitlab_project)
+    variables = test_job.get("variables", {})
+    broker = broker_of(gitlab_project)
+    images = {service["name"] for service in test_job.get("services", [])}
+    brokers = {pinned_image(name) for name in BROKER_SCHEMES}
+    if broker is None:
+        assert images & brokers == set()
+        assert "BROKER_URL" not in variables
+        return
+    (service,) = [s for s in test_job["services"] if s["name"] == pinned_image(broker)]
+    # Services are reached by alias, not on 127.0.0.1 where the tests look by
+    # default: BROKER_URL tells them.
+    url = urlsplit(variables["BROKER_URL"])
+    default = default_broker_url(gitlab_project)
+    assert (url.scheme, url.hostname, url.port) == (default.scheme, service["alias"], default.port)
+    assert (url.username, url.password) == (default.username, default.password)
+    assert url.path == default.path
+    if broker == "nats":
+        assert "--jetstream" in service["command"], "NATS without JetStream keeps no streams"
 
 
 # Kubernetes
@@ -626,15 +848,20 @@ def test_pods_read_the_configmap_and_secret_of_the_service(k8s_project: Path) ->
             assert sources == expected, f"{container['name']} reads other settings"
 
 
-def database_urls(project: Path) -> dict[str, Any]:
-    """Where each container gets DATABASE_URL from, if it sets it itself."""
+def env_sources(project: Path, variable: str) -> dict[str, Any]:
+    """Where each container gets `variable` from, if it sets it itself."""
     found = {}
     for workload in workloads(project):
         for container in all_containers(pod_spec(workload)):
-            for variable in container.get("env", []):
-                if variable["name"] == "DATABASE_URL":
-                    found[container["name"]] = variable
+            for entry in container.get("env", []):
+                if entry["name"] == variable:
+                    found[container["name"]] = entry
     return found
+
+
+def database_urls(project: Path) -> dict[str, Any]:
+    """Where each container gets DATABASE_URL from, if it sets it itself."""
+    return env_sources(project, "DATABASE_URL")
 
 
 def test_every_process_reaches_the_database(k8s_project: Path) -> None:
@@ -723,8 +950,51 @@ def test_worker_runs_without_ports_and_gets_its_grace_period(k8s_project: Path) 
     assert "ports" not in container
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert "httpGet" not in container.get(probe, {}), f"{probe} probes a port it lacks"
-    grace = literal_default(settings_fields(k8s_project)["jobs_shutdown_grace_seconds"])
-    assert pod["terminationGracePeriodSeconds"] > grace
+    assert pod["terminationGracePeriodSeconds"] > worker_grace_seconds(k8s_project)
+
+
+def test_relay_runs_once_beside_each_database(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    deployments = find(k8s_project, "Deployment", "relay")
+    in_api_pod = named(api_pod(k8s_project), "relay")
+    if broker_of(k8s_project) is None or answers["database"] == "none":
+        assert (deployments, in_api_pod) == ([], None)
+        return
+    if answers["database"] == "sqlite":
+        assert deployments == [], "SQLite has no row locks: one relay, beside the API"
+        container = in_api_pod
+    else:
+        (deployment,) = deployments
+        assert in_api_pod is None
+        assert deployment["spec"]["replicas"] == 1, "one relay publishes in commit order"
+        container = named(pod_spec(deployment), "relay")
+    assert container is not None
+    assert container["command"] == module_command(k8s_project, "relay")
+    assert "ports" not in container
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert "httpGet" not in container.get(probe, {}), f"{probe} probes a port it lacks"
+
+
+def test_every_process_reaches_the_broker(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    configmap = the(k8s_project, "ConfigMap")["data"]
+    assert "BROKER_URL" not in configmap, "a credential does not belong in the ConfigMap"
+    if broker_of(k8s_project) is None:
+        assert env_sources(k8s_project, "BROKER_URL") == {}
+        return
+    containers = {
+        container["name"]
+        for workload in workloads(k8s_project)
+        for container in all_containers(pod_spec(workload))
+    }
+    # A credential: from the Secret, and required, so a pod without it does not start.
+    required = {
+        "name": "BROKER_URL",
+        "valueFrom": {"secretKeyRef": {"name": answers["service_name"], "key": "BROKER_URL"}},
+    }
+    assert env_sources(k8s_project, "BROKER_URL") == dict.fromkeys(
+        containers - {"migrate"}, required
+    )
 
 
 def test_grace_period_covers_the_pre_stop_sleep_and_the_shutdown(k8s_project: Path) -> None:
@@ -872,3 +1142,7 @@ def test_compose_and_configmap_set_only_real_settings(project: Path) -> None:
         assert set(configmap) - fields == set(), "the ConfigMap sets variables no setting reads"
         for variable in database_urls(project).values():
             assert variable["name"] in fields
+        for workload in workloads(project):
+            for container in all_containers(pod_spec(workload)):
+                for variable in container.get("env", []):
+                    assert variable["name"] in fields, f"{container['name']} sets a non-setting"

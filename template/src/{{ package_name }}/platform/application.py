@@ -70,6 +70,7 @@ def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) ->
         telemetry=fastapi_telemetry(tracer_provider),
     )
     app.state.readiness_checks = checks
+    app.state.metrics_registry = metrics.registry
     for resource in resources:
         setattr(app.state, resource.name, resource)
         checks.add(resource.name, resource.check)

@@ -70,6 +70,13 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, onupdate=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
+    def is_due(self, now: datetime) -> bool:
+        """Pending and past its run time, or running with an expired lease (its worker died)."""
+        if self.status == JobStatus.PENDING:
+            return self.next_run_at <= now
+        expires = self.lease_expires_at
+        return self.status == JobStatus.RUNNING and expires is not None and expires < now
+
     def move_to(self, target: JobStatus) -> None:
         """Change status, refusing any move the status machine does not allow."""
         if target not in TRANSITIONS[self.status]:

@@ -65,6 +65,39 @@ class JobRepository:
         )
         return await self.session.scalar(query)
 
+    async def lock_by_id(self, job_id: uuid.UUID) -> Job | None:
+        """The job, whoever owns it, locked until the transaction ends (workers only)."""
+        return await self.session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+
+    async def lock_lost(self, now: datetime, quiet_since: datetime, limit: int) -> list[Job]:
+        """Due jobs that nothing has touched since `quiet_since`, locked; others skip them.
+
+        Due as in `lock_next_due`. A retry whose time has come is taken at once
+        (it changed before it was due); anything else only once quiet, so that
+        a message still on its way is not sent twice.
+        """
+        query = (
+            select(Job)
+            .where(
+                or_(
+                    and_(
+                        Job.status == JobStatus.PENDING,
+                        Job.next_run_at <= now,
+                        or_(Job.updated_at < Job.next_run_at, Job.updated_at <= quiet_since),
+                    ),
+                    and_(
+                        Job.status == JobStatus.RUNNING,
+                        Job.lease_expires_at < now,
+                        Job.updated_at <= quiet_since,
+                    ),
+                )
+            )
+            .order_by(Job.next_run_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(await self.session.scalars(query))
+
     async def lock_held(self, job_id: uuid.UUID, worker_id: str) -> Job | None:
         """The job, locked, if this worker still holds it."""
         return await self.session.scalar(

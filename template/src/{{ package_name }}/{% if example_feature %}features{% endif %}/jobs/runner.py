@@ -1,32 +1,30 @@
-"""The jobs worker: claims due jobs from the database and runs them.
+"""Running a claimed job: the lease, the heartbeat, the outcome, the retry policy.
 
-Each claim takes a lease; while the handler runs, a heartbeat extends it. A
-worker that dies stops renewing, and once the lease expires another worker
-claims the job again (so handlers must be idempotent). Failures are retried
-with exponential backoff and full jitter until `max_attempts`, then the job
-is FAILED for good. On SIGTERM the worker claims nothing more, gives the job
-in hand a grace period to finish, and otherwise hands it back.
-
-PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so any number of workers
-share the table. SQLite has no row locks: run one worker.
+A claim takes a lease on the job row; while the handler runs, a heartbeat
+extends it. A worker that dies stops renewing, and once the lease expires
+the job can be claimed again (so handlers must be idempotent). A failure is
+retried with exponential backoff and full jitter until `max_attempts`, then
+the job is FAILED for good. When the worker is asked to stop, the job in hand
+gets a grace period to finish and is otherwise handed back; a handed-back
+attempt does not count.
 """
 
 import asyncio
-import contextlib
 import os
 import random
-import signal
 import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...platform.db import Database, utc_now
-from ...platform.logging import configure_logging, get_logger
+from ...platform.logging import get_logger
 from ...settings import Settings
 from .handlers import HANDLERS, JobHandler
-from .models import JobStatus
+from .models import Job, JobStatus
 from .repository import JobRepository
 
 logger = get_logger(__name__)
@@ -42,10 +40,24 @@ class WorkerPolicy:
     shutdown_grace_seconds: float = 20.0
 
 
+def policy_from(settings: Settings) -> WorkerPolicy:
+    return WorkerPolicy(
+        poll_interval_seconds=settings.jobs_poll_interval_seconds,
+        lease_seconds=settings.jobs_lease_seconds,
+        retry_base_seconds=settings.jobs_retry_base_seconds,
+        retry_max_seconds=settings.jobs_retry_max_seconds,
+        shutdown_grace_seconds=settings.jobs_shutdown_grace_seconds,
+    )
+
+
 def retry_delay(attempt: int, base_seconds: float, max_seconds: float) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(attempt-1))]."""
     ceiling = min(max_seconds, base_seconds * 2 ** (attempt - 1))
     return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,9 @@ class Claim:
     max_attempts: int
 
 
-class JobWorker:
+class JobRunner:
+    """Claims job rows and runs them; subclasses decide where claims come from."""
+
     def __init__(
         self,
         database: Database,
@@ -68,61 +82,33 @@ class JobWorker:
         self.database = database
         self.policy = policy
         self.handlers = handlers
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.worker_id = worker_id or new_worker_id()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Claim and run jobs until `stop` is set."""
-        logger.info("worker_started", worker_id=self.worker_id)
-        while not stop.is_set():
-            try:
-                claim = await self.claim_next()
-            except Exception:
-                # The database is away (restarting, failing over): keep trying.
-                logger.exception("claim_failed", worker_id=self.worker_id)
-                claim = None
-            if claim is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.policy.poll_interval_seconds)
-                continue
-            try:
-                await self.run_claimed(claim, stop)
-            except Exception:
-                # The outcome was not recorded; the job comes back when its lease expires.
-                logger.exception("job_outcome_not_recorded", job_id=str(claim.job_id))
-        logger.info("worker_stopped", worker_id=self.worker_id)
+    async def take(self, session: AsyncSession, job: Job, now: datetime) -> Claim | None:
+        """Claim a locked, due job for this worker (committing), or None if it cannot run.
 
-    async def run_once(self) -> bool:
-        """Claim and run one due job; False when none was due."""
-        claim = await self.claim_next()
-        if claim is None:
-            return False
-        await self.run_claimed(claim, asyncio.Event())
-        return True
+        A RUNNING job is due when its lease expired; if that was its last
+        attempt, it is FAILED instead.
+        """
+        if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
+            job.last_error = "the worker running the last attempt stopped responding"
+            job.locked_by = None
+            job.move_to(JobStatus.FAILED)
+            await self.record_outcome(session, job)
+            await session.commit()
+            logger.warning("job_failed", job_id=str(job.id), reason="lease expired")
+            return None
+        if job.status == JobStatus.PENDING:
+            job.move_to(JobStatus.RUNNING)
+        job.attempts += 1
+        job.locked_by = self.worker_id
+        job.lease_expires_at = now + timedelta(seconds=self.policy.lease_seconds)
+        claim = Claim(job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts)
+        await session.commit()
+        return claim
 
-    async def claim_next(self) -> Claim | None:
-        async with self.database.sessions() as session:
-            jobs = JobRepository(session)
-            while True:
-                now = utc_now()
-                job = await jobs.lock_next_due(now)
-                if job is None:
-                    return None
-                if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
-                    # Its worker died on the last attempt allowed.
-                    job.last_error = "the worker running the last attempt stopped responding"
-                    job.locked_by = None
-                    job.move_to(JobStatus.FAILED)
-                    await session.commit()
-                    logger.warning("job_failed", job_id=str(job.id), reason="lease expired")
-                    continue
-                if job.status == JobStatus.PENDING:
-                    job.move_to(JobStatus.RUNNING)
-                job.attempts += 1
-                job.locked_by = self.worker_id
-                job.lease_expires_at = now + timedelta(seconds=self.policy.lease_seconds)
-                claim = Claim(job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts)
-                await session.commit()
-                return claim
+    async def record_outcome(self, session: AsyncSession, job: Job) -> None:
+        """Called in the transaction that finishes a job; a subclass may add to it."""
 
     async def run_claimed(self, claim: Claim, stop: asyncio.Event) -> None:
         log = logger.bind(job_id=str(claim.job_id), kind=claim.kind, attempt=claim.attempt)
@@ -186,6 +172,7 @@ class JobWorker:
             job.last_error = None
             job.locked_by = None
             job.move_to(JobStatus.SUCCEEDED)
+            await self.record_outcome(session, job)
             await session.commit()
             return True
 
@@ -209,6 +196,7 @@ class JobWorker:
                 )
             else:
                 job.move_to(JobStatus.FAILED)
+                await self.record_outcome(session, job)
                 logger.error("job_failed", job_id=str(job.id), error=message)
             await session.commit()
 
@@ -224,27 +212,3 @@ class JobWorker:
             job.next_run_at = utc_now()
             job.move_to(JobStatus.PENDING)
             await session.commit()
-
-
-def policy_from(settings: Settings) -> WorkerPolicy:
-    return WorkerPolicy(
-        poll_interval_seconds=settings.jobs_poll_interval_seconds,
-        lease_seconds=settings.jobs_lease_seconds,
-        retry_base_seconds=settings.jobs_retry_base_seconds,
-        retry_max_seconds=settings.jobs_retry_max_seconds,
-        shutdown_grace_seconds=settings.jobs_shutdown_grace_seconds,
-    )
-
-
-async def run_worker(settings: Settings) -> None:
-    """The worker process: run until SIGTERM or SIGINT, then stop cleanly."""
-    configure_logging(settings.log_level)
-    database = Database.from_settings(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signal_number, stop.set)
-    try:
-        await JobWorker(database, policy_from(settings)).run(stop)
-    finally:
-        await database.close()
