@@ -14,7 +14,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,19 +22,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from matrix import BASE_ANSWERS, render
+from suite import service_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 APPS = BENCHMARKS / "apps"
 RESULTS = BENCHMARKS / "results"
-sys.path.insert(0, str(ROOT / "tests"))
-
-from matrix import BASE_ANSWERS, render  # noqa: E402
-from suite import service_environment  # noqa: E402
 
 PACKAGE = "orders_api"
 # The default answers, and every cross-cutting feature on.
 DEFAULT_VARIANT: dict[str, Any] = {}
 FULL_VARIANT: dict[str, Any] = {"database": "postgresql", "auth": "jwt", "example_feature": True}
+ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BENCH_DATABASE = f"{PACKAGE}_bench"
 # A server that is not answering this long after it was started has failed.
 STARTUP_TIMEOUT_SECONDS = 60.0
 
@@ -77,6 +77,49 @@ def render_service(destination: Path, answers: Mapping[str, Any], ref: str = "HE
     service = Service(destination)
     service.run("-m", "compileall", "-q", "src")
     return service
+
+
+# Run with the full variant's Python, which has asyncpg: (re)create or drop a database.
+DATABASE_SCRIPT = """
+import asyncio, sys
+import asyncpg
+
+async def main(admin_url, name, action):
+    connection = await asyncpg.connect(admin_url)
+    await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    if action == "create":
+        await connection.execute(f"CREATE DATABASE {name}")
+    await connection.close()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def create_database(service: Service) -> str:
+    """A fresh benchmark database on the local PostgreSQL; its SQLAlchemy URL."""
+    service.run("-c", DATABASE_SCRIPT, ADMIN_URL, BENCH_DATABASE, "create")
+    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{BENCH_DATABASE}"
+
+
+def drop_database(service: Service) -> None:
+    service.run("-c", DATABASE_SCRIPT, ADMIN_URL, BENCH_DATABASE, "drop")
+
+
+def production_env(**settings: str) -> dict[str, str]:
+    """The environment a container gives the service (see its Dockerfile)."""
+    return {
+        **service_environment(),
+        "ENVIRONMENT": "production",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
+
+
+def development_token(service: Service, jwt_secret: str) -> str:
+    env = {**service_environment(), "ENVIRONMENT": "development", "JWT_SECRET": jwt_secret}
+    return service.run("-m", PACKAGE, "token", "--sub", "bench", env=env).strip()
 
 
 def free_port() -> int:

@@ -38,15 +38,18 @@ from benchmarks.common import (
     FULL_VARIANT,
     PACKAGE,
     Service,
+    create_database,
+    development_token,
+    drop_database,
     free_port,
     machine,
     median,
     now,
     print_table,
+    production_env,
     render_service,
     running,
     save_results,
-    service_environment,
     stop,
     versions,
     wait_for_status,
@@ -54,8 +57,6 @@ from benchmarks.common import (
 
 SERVER_CPU = 0
 LOAD_CPU = 1
-ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-BENCH_DATABASE = f"{PACKAGE}_bench"
 WRK_SCRIPT = BENCHMARKS / "wrk_report.lua"
 LOADGEN = BENCHMARKS / "loadgen.py"
 TRIVIAL, ONE_ROW = "GET /livez", "GET /api/v1/jobs/{id}"
@@ -132,50 +133,6 @@ def load_generator() -> tuple[str, LoadGenerator]:
         return "wrk 4 (1 thread)", wrk
     print("wrk is not available: using benchmarks/loadgen.py", flush=True)
     return "benchmarks/loadgen.py", python_loadgen
-
-
-def create_database(service: Service) -> str:
-    """A fresh benchmark database on the local PostgreSQL; its SQLAlchemy URL."""
-    script = (
-        "import asyncio, asyncpg, sys\n"
-        "async def main(url, name):\n"
-        "    connection = await asyncpg.connect(url)\n"
-        "    await connection.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')\n"
-        "    await connection.execute(f'CREATE DATABASE {name}')\n"
-        "    await connection.close()\n"
-        "asyncio.run(main(sys.argv[1], sys.argv[2]))\n"
-    )
-    service.run("-c", script, ADMIN_URL, BENCH_DATABASE)
-    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{BENCH_DATABASE}"
-
-
-def drop_database(service: Service) -> None:
-    script = (
-        "import asyncio, asyncpg, sys\n"
-        "async def main(url, name):\n"
-        "    connection = await asyncpg.connect(url)\n"
-        "    await connection.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')\n"
-        "    await connection.close()\n"
-        "asyncio.run(main(sys.argv[1], sys.argv[2]))\n"
-    )
-    service.run("-c", script, ADMIN_URL, BENCH_DATABASE)
-
-
-def production_env(**settings: str) -> dict[str, str]:
-    """The environment a container gives the service (see its Dockerfile)."""
-    return {
-        **service_environment(),
-        "ENVIRONMENT": "production",
-        "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-        **settings,
-    }
-
-
-def development_token(service: Service, jwt_secret: str) -> str:
-    env = {**service_environment(), "ENVIRONMENT": "development", "JWT_SECRET": jwt_secret}
-    return service.run("-m", PACKAGE, "token", "--sub", "bench", env=env).strip()
 
 
 def create_job(port: int, token: str) -> str:

