@@ -58,7 +58,8 @@ def render_times(work: Path, rounds: int) -> dict[str, float]:
         timed(lambda n=n: render(work / f"render-{n}", BASE_ANSWERS)) for n in range(rounds)
     ]
     command = [str(COPIER), "copy", "-q", "--trust", "--defaults"]
-    command += [f"-d={name}={value}" for name, value in BASE_ANSWERS.items()]
+    for name, value in BASE_ANSWERS.items():
+        command += ["-d", f"{name}={value}"]
     as_command = [
         timed(
             lambda n=n: subprocess.run(
