@@ -42,6 +42,7 @@ from benchmarks.common import (
     development_token,
     drop_database,
     free_port,
+    load_results,
     machine,
     median,
     now,
@@ -54,6 +55,7 @@ from benchmarks.common import (
     versions,
     wait_for_status,
 )
+from benchmarks.plot import DEFAULT_OUTPUT, plot
 
 SERVER_CPU = 0
 LOAD_CPU = 1
@@ -334,3 +336,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print_rows(results["rows"])
     if not args.no_save:
         print(f"saved {save_results('http', results)}")
+        plot_results()
+
+
+def plot_results() -> None:
+    try:
+        print(f"wrote {plot(load_results('http'), DEFAULT_OUTPUT)}")
+    except ImportError:
+        print("matplotlib is not installed: run with `uv run --group bench` to plot")

@@ -27,10 +27,13 @@ from typing import Any
 
 from copier import run_update
 from matrix import BASE_ANSWERS, render
+from matrix import all_variants as every_variant
 from releases import build_template_repository, commit, git, releases
 
 from benchmarks.common import (
+    RESULTS,
     ROOT,
+    load_results,
     machine,
     median,
     now,
@@ -148,6 +151,11 @@ def matrix_times(all_variants: bool) -> dict[str, Any]:
     parsed = parse_matrix(completed.stdout)
     parsed["command_wall_s"] = time.perf_counter() - started
     parsed["set"] = "every variant" if all_variants else "pairwise covering set"
+    parsed["every_variant_count"] = len(every_variant())
+    if parsed["wall_s"] and parsed["count"]:
+        # The same wall time per variant, for every variant: what --all-variants would take.
+        per_variant = parsed["wall_s"] / parsed["count"]
+        parsed["every_variant_estimate_s"] = per_variant * parsed["every_variant_count"]
     parsed["exit_code"] = completed.returncode
     return parsed
 
@@ -164,6 +172,13 @@ def print_results(results: dict[str, Any]) -> None:
         rows.append(
             [f"matrix ({matrix['set']}, {matrix['count']} variants)", f"{matrix['wall_s']}s wall"]
         )
+        if "every_variant_estimate_s" in matrix and matrix["set"] != "every variant":
+            rows.append(
+                [
+                    f"every variant ({matrix['every_variant_count']}), estimated",
+                    f"{matrix['every_variant_estimate_s']:.0f}s wall",
+                ]
+            )
     print_table(["what", "time"], rows)
     if matrix:
         print("\nwhere the matrix's time goes (summed over variants):")
@@ -175,7 +190,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="renders to take the median of")
     parser.add_argument("--all-variants", action="store_true", help="every variant's suite")
-    parser.add_argument("--skip-matrix", action="store_true", help="renders and updates only")
+    parser.add_argument(
+        "--skip-matrix",
+        action="store_true",
+        help="renders and updates only; the matrix figures saved last time are kept",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; keep the results")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-template-") as work:
@@ -186,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "update": update_times(Path(work)),
         }
     if not args.skip_matrix:
-        results["matrix"] = matrix_times(args.all_variants)
+        results["matrix"] = {"date": results["date"], **matrix_times(args.all_variants)}
+    elif (RESULTS / "template.json").exists():
+        results["matrix"] = load_results("template").get("matrix")
     print_results(results)
     if not args.no_save:
         print(f"saved {save_results('template', results)}")
