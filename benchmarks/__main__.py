@@ -9,6 +9,7 @@ BENCHMARKS = {
     "http": "benchmarks.http_overhead",
     "startup": "benchmarks.startup",
     "template": "benchmarks.template_times",
+    "cost": "benchmarks.request_cost",
     "plot": "benchmarks.plot",
 }
 

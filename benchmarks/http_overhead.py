@@ -243,6 +243,14 @@ def summarise(samples: dict[Target, list[Sample]]) -> list[dict[str, Any]]:
                 "p50_ms": median([run["p50_us"] / 1000 for run in runs]),
                 "p99_ms": median([run["p99_us"] / 1000 for run in runs]),
                 "rounds": len(runs),
+                "samples": [
+                    {
+                        "rps": round(run["requests"] / run["seconds"]),
+                        "p50_ms": run["p50_us"] / 1000,
+                        "p99_ms": run["p99_us"] / 1000,
+                    }
+                    for run in runs
+                ],
             }
         )
     bare = {row["route"]: row for row in rows if row["server"] == BARE}

@@ -20,7 +20,12 @@ ROUTE_ORDER = ("GET /livez", "GET /api/v1/jobs/{id}")
 COLOURS = {"bare": "#7a7a7a", "BaseHTTPMiddleware": "#d68910", "service": "#1f8a70"}
 
 
+BASELINE_COLOUR = "#8fd3c0"
+
+
 def colour(server: str) -> str:
+    if "baseline" in server:
+        return BASELINE_COLOUR
     return next(value for key, value in COLOURS.items() if server.startswith(key))
 
 
