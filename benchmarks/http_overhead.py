@@ -9,9 +9,9 @@ runs pinned to CPU 0; the load generator (wrk, or benchmarks/loadgen.py
 without it) runs on CPU 1. Rounds are interleaved: every round loads every
 server once, in a rotating order, so a noisy neighbour hurts all of them
 alike. Figures are medians over rounds; ratios are to the bare app on the
-same route.
+same route, taken round by round.
 
-    uv run --group bench python -m benchmarks http [--rounds 5] [--seconds 5]
+    uv run --group bench python -m benchmarks http [--rounds 8] [--seconds 4]
 """
 
 from __future__ import annotations
@@ -209,9 +209,12 @@ def targets(started: Sequence[Server], job_id: str, token: str) -> list[Target]:
 
 
 def measure(
-    generate: LoadGenerator, plan: Sequence[Target], args: argparse.Namespace
+    generate: LoadGenerator, plan: Sequence[Target], args: argparse.Namespace, loads: list[str]
 ) -> dict[Target, list[Sample]]:
-    """Interleaved rounds: each round loads every target once, starting one further along."""
+    """Interleaved rounds: each round loads every target once, starting one further along.
+
+    The machine's load average after each round is appended to `loads`.
+    """
     samples: dict[Target, list[Sample]] = {target: [] for target in plan}
     for round_number in range(args.rounds):
         offset = round_number % len(plan)
@@ -221,7 +224,9 @@ def measure(
             if sample["errors"]:
                 raise RuntimeError(f"{target.server} {target.route}: {sample['errors']} errors")
             samples[target].append(sample)
-        print(f"round {round_number + 1}/{args.rounds} done, load {load_average()}", flush=True)
+        load = load_average()
+        loads.append(load)
+        print(f"round {round_number + 1}/{args.rounds} done, load average {load}", flush=True)
     return samples
 
 
@@ -232,33 +237,34 @@ def load_average() -> str:
         return "unknown"
 
 
+def per_round(run: Sample) -> dict[str, float]:
+    return {
+        "rps": run["requests"] / run["seconds"],
+        "p50_ms": run["p50_us"] / 1000,
+        "p99_ms": run["p99_us"] / 1000,
+    }
+
+
 def summarise(samples: dict[Target, list[Sample]]) -> list[dict[str, Any]]:
+    """Medians over rounds; each ratio is the median of the round-by-round ratios to the bare app.
+
+    A ratio taken within a round compares servers loaded minutes apart at
+    most, so it moves less with a neighbour's load than a ratio of medians.
+    """
+    rounds = {target: [per_round(run) for run in runs] for target, runs in samples.items()}
+    bare = {target.route: rounds[target] for target in rounds if target.server == BARE}
     rows = []
-    for target, runs in samples.items():
-        rows.append(
-            {
-                "server": target.server,
-                "route": target.route,
-                "rps": median([run["requests"] / run["seconds"] for run in runs]),
-                "p50_ms": median([run["p50_us"] / 1000 for run in runs]),
-                "p99_ms": median([run["p99_us"] / 1000 for run in runs]),
-                "rounds": len(runs),
-                "samples": [
-                    {
-                        "rps": round(run["requests"] / run["seconds"]),
-                        "p50_ms": run["p50_us"] / 1000,
-                        "p99_ms": run["p99_us"] / 1000,
-                    }
-                    for run in runs
-                ],
-            }
-        )
-    bare = {row["route"]: row for row in rows if row["server"] == BARE}
-    for row in rows:
-        ceiling = bare[row["route"]]
-        row["rps_ratio"] = row["rps"] / ceiling["rps"]
-        row["p50_ratio"] = row["p50_ms"] / ceiling["p50_ms"]
-        row["p99_ratio"] = row["p99_ms"] / ceiling["p99_ms"]
+    for target, runs in rounds.items():
+        row: dict[str, Any] = {"server": target.server, "route": target.route}
+        for metric in ("rps", "p50_ms", "p99_ms"):
+            row[metric] = median([run[metric] for run in runs])
+            ratios = [
+                run[metric] / ceiling[metric]
+                for run, ceiling in zip(runs, bare[target.route], strict=True)
+            ]
+            row[f"{metric.removesuffix('_ms')}_ratio"] = median(ratios)
+        row["samples"] = [{key: round(value, 2) for key, value in run.items()} for run in runs]
+        rows.append(row)
     return rows
 
 
@@ -310,7 +316,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             job_id = create_job(full_service.port, token)
             print(f"loading {len(plan)} servers, {args.rounds} rounds ...", flush=True)
             started_at = time.monotonic()
-            samples = measure(generate, targets(plan, job_id, token), args)
+            loads: list[str] = []
+            samples = measure(generate, targets(plan, job_id, token), args, loads)
             elapsed = time.monotonic() - started_at
     finally:
         drop_database(full)
@@ -324,14 +331,15 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "rounds": args.rounds,
         "baseline_ref": args.baseline_ref,
         "measured_seconds": round(elapsed),
+        "load_average_after_each_round": loads,
         "rows": summarise(samples),
     }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=5, help="length of one measured run")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=4, help="length of one measured run")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured run before each")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
