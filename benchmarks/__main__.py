@@ -11,6 +11,7 @@ BENCHMARKS = {
     "template": "benchmarks.template_times",
     "cost": "benchmarks.request_cost",
     "plot": "benchmarks.plot",
+    "report": "benchmarks.report",
 }
 
 
