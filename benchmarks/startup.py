@@ -168,7 +168,7 @@ def measure(plan: Sequence[Subject], rounds: int) -> dict[str, dict[str, list[fl
 
 
 def summarise(samples: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, measured in samples.items():
         ready = measured["ready"]
         rows.append(

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +56,20 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def render_times(work: Path, rounds: int) -> dict[str, float]:
-    """Median seconds for one render of the default variant, in process and as a command."""
-    in_process = [
-        timed(lambda n=n: render(work / f"render-{n}", BASE_ANSWERS)) for n in range(rounds)
-    ]
+def render_with_copier_command(destination: Path) -> None:
     command = [str(COPIER), "copy", "-q", "--trust", "--defaults"]
     for name, value in BASE_ANSWERS.items():
         command += ["-d", f"{name}={value}"]
+    subprocess.run(
+        [*command, str(ROOT), str(destination)], capture_output=True, check=True, timeout=300
+    )
+
+
+def render_times(work: Path, rounds: int) -> dict[str, float]:
+    """Median seconds for one render of the default variant, in process and as a command."""
+    in_process = [timed(partial(render, work / f"render-{n}", BASE_ANSWERS)) for n in range(rounds)]
     as_command = [
-        timed(
-            lambda n=n: subprocess.run(
-                [*command, str(ROOT), str(work / f"command-{n}")],
-                capture_output=True,
-                check=True,
-                timeout=300,
-            )
-        )
-        for n in range(rounds)
+        timed(partial(render_with_copier_command, work / f"command-{n}")) for n in range(rounds)
     ]
     return {"in_process_s": median(in_process), "command_s": median(as_command)}
 
@@ -88,7 +85,8 @@ def update_times(work: Path) -> list[dict[str, Any]]:
         git(service, "add", "-A")
         commit(service, "Render the service")
         seconds = timed(
-            lambda service=service: run_update(
+            partial(
+                run_update,
                 str(service),
                 defaults=True,
                 overwrite=True,
@@ -104,11 +102,11 @@ def update_times(work: Path) -> list[dict[str, Any]]:
 
 def parse_matrix(output: str) -> dict[str, Any]:
     """The variant suites' timing summary: each variant, each step, and the totals."""
-    variants = []
+    variants: list[dict[str, Any]] = []
     for line in output.splitlines():
         match = VARIANT_LINE.match(line)
         if match:
-            steps = {}
+            steps: dict[str, float] = {}
             for part in match.group(4).split(", "):
                 step = STEP.match(part)
                 if step:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bare_app import build_app
+from fastapi import FastAPI
 
 Scope = dict[str, Any]
 App = Callable[..., Any]
@@ -62,14 +63,18 @@ async def seconds_for(app: App, requests: int) -> float:
     return time.perf_counter() - started
 
 
+def layer_name(layer: object) -> str:
+    return getattr(layer, "__name__", "")
+
+
 def service_apps(package: str, log_level: str) -> dict[str, App]:
-    create_app = importlib.import_module(f"{package}.app").create_app
+    create_app: Callable[..., FastAPI] = importlib.import_module(f"{package}.app").create_app
     settings_module = importlib.import_module(f"{package}.settings")
 
-    def app(layers: Sequence[str] | None) -> App:
+    def app(layers: Sequence[str] | None) -> FastAPI:
         service = create_app(settings_module.Settings(log_level=log_level))
         if layers is not None:
-            kept = [m for m in service.user_middleware if m.cls.__name__ in layers]
+            kept = [m for m in service.user_middleware if layer_name(m.cls) in layers]
             service.user_middleware = kept
         return service
 
