@@ -167,19 +167,13 @@ class BodySizeLimitMiddleware:
         chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
+                if value.isdigit() and int(value) > limit:
+                    await self._refuse(scope, receive, send)
+                    return
                 declared_length = value
             elif name == b"transfer-encoding":
                 chunked = True
-        if declared_length is not None and declared_length.isdigit():
-            if int(declared_length) > limit:
-                await self._refuse(scope, receive, send)
-                return
-            if not chunked:
-                # The server stops the body at the declared length.
-                await self.app(scope, receive, send)
-                return
-        elif not chunked and scope.get("http_version", "1.1").startswith("1"):
-            # HTTP/1 frames a request body only by Content-Length or Transfer-Encoding.
+        if not chunked and self._bounded_by_framing(declared_length, scope):
             await self.app(scope, receive, send)
             return
 
@@ -207,6 +201,18 @@ class BodySizeLimitMiddleware:
             if response_started:
                 raise
             await self._refuse(scope, receive, send)
+
+    @staticmethod
+    def _bounded_by_framing(declared_length: bytes | None, scope: Scope) -> bool:
+        """Whether the HTTP framing alone keeps the body within the limit, so it needs no count.
+
+        Called once no declared length is over the limit. The server stops a
+        body at its declared length; HTTP/1 frames a request body only by
+        Content-Length or Transfer-Encoding, so without either there is none.
+        """
+        if declared_length is not None:
+            return declared_length.isdigit()
+        return str(scope.get("http_version", "1.1")).startswith("1")
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = RequestBodyTooLarge(self.max_body_bytes)
