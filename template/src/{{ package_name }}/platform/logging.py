@@ -8,9 +8,12 @@ are added when tracing is on.
 """
 
 import io
+import json
 import logging
 import re
 import sys
+import time
+from functools import lru_cache
 from typing import Any, TextIO, cast
 
 import structlog
@@ -42,11 +45,52 @@ class LogSink(io.TextIOBase):
 sink = LogSink()
 
 
+@lru_cache(maxsize=4096)
+def is_sensitive_key(key: str) -> bool:
+    # Cached: a service logs a small, fixed set of keys, and the pattern is costly per line.
+    return SENSITIVE_KEY.search(key) is not None
+
+
 def redact_sensitive_values(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     for key in event_dict:
-        if SENSITIVE_KEY.search(key):
+        if is_sensitive_key(key):
             event_dict[key] = REDACTED
     return event_dict
+
+
+class UtcTimestamper:
+    """Adds `timestamp`, ISO 8601 in UTC, as structlog's `TimeStamper(fmt="iso", utc=True)`.
+
+    The date and time up to the second are formatted once a second, not once a line.
+    """
+
+    def __init__(self) -> None:
+        self._second_and_prefix = (-1, "")
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+        second, prefix = self._second_and_prefix
+        if seconds != second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            self._second_and_prefix = (seconds, prefix)
+        microseconds = nanoseconds // 1000
+        # Like datetime.isoformat(): no fraction when it is zero.
+        event_dict["timestamp"] = f"{prefix}.{microseconds:06d}Z" if microseconds else f"{prefix}Z"
+        return event_dict
+
+
+def json_fallback(value: Any) -> Any:
+    """What structlog's JSON renderer does with a value JSON cannot hold."""
+    structlog_form = getattr(value, "__structlog__", None)
+    return structlog_form() if callable(structlog_form) else repr(value)
+
+
+# One encoder for every line: json.dumps with `default=` would build a new one each time.
+json_encoder = json.JSONEncoder(default=json_fallback)
+
+
+def render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    return json_encoder.encode(event_dict)
 
 
 def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -63,7 +107,7 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        UtcTimestamper(),
         add_trace_context,
         redact_sensitive_values,
     ]
@@ -72,7 +116,7 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
         structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
         ),
-        structlog.processors.JSONRenderer(),
+        render_json,
     ]
     numeric_level = logging.getLevelNamesMapping()[level]
     structlog.configure(

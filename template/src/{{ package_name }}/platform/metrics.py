@@ -4,17 +4,21 @@ Labels are bounded: the route template (`/items/{item_id}`, never the raw
 path), a known HTTP method or OTHER, and the status code.
 """
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# A label set's request-count increment and duration observation.
+Observers = tuple[Callable[[], None], Callable[[float], None]]
 
 
 class HttpMetrics:
     """Request counter and latency histogram in a registry of their own.
 
     A registry per app keeps tests (which build many apps) independent.
-    Label children are cached because `labels()` is the costly part of an
-    observation and the label space is small.
+    Label children are cached, as their bound `inc` and `observe`, because
+    `labels()` is the costly part of an observation and the label space is small.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -31,17 +35,18 @@ class HttpMetrics:
             ["method", "route"],
             registry=self.registry,
         )
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._observers: dict[tuple[str, str, int], Observers] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
+        observers = self._observers.get(key)
+        if observers is None:
             label = method if method in KNOWN_METHODS else "OTHER"
-            children = (
-                self._requests.labels(label, route, str(status)),
-                self._duration.labels(label, route),
+            observers = (
+                self._requests.labels(label, route, str(status)).inc,
+                self._duration.labels(label, route).observe,
             )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+            self._observers[key] = observers
+        count_request, observe_duration = observers
+        count_request()
+        observe_duration(seconds)

@@ -6,8 +6,8 @@ stream on every request.
 """
 
 import re
+from os import urandom
 from time import perf_counter
-from uuid import uuid4
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +21,9 @@ REQUEST_ID_HEADER = b"x-request-id"
 # An incoming request id is kept only if it is short and plain; otherwise a new one is made.
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
+# The version and variant bits of a random (version 4) UUID, as uuid.uuid4() sets them.
+UUID4_CLEARED_BITS = (0xC000 << 48) | (0xF000 << 64)
+UUID4_SET_BITS = (0x8000 << 48) | (4 << 76)
 
 access_log = get_logger("access")
 error_log = get_logger("errors")
@@ -30,6 +33,12 @@ def route_template(scope: Scope) -> str:
     """The matched route's path template, set by the router on the scope."""
     path = getattr(scope.get("route"), "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+def new_request_id() -> str:
+    """A random UUID (version 4) in hex, like `uuid4().hex` without building a UUID object."""
+    value = int.from_bytes(urandom(16), "big")
+    return f"{(value & ~UUID4_CLEARED_BITS) | UUID4_SET_BITS:032x}"
 
 
 def incoming_request_id(scope: Scope) -> str | None:
@@ -55,7 +64,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = incoming_request_id(scope) or uuid4().hex
+        request_id = incoming_request_id(scope) or new_request_id()
         request_id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 500
         response_started = False
@@ -113,14 +122,14 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
         self.headers = [*self.BASE_HEADERS, *((self.HSTS,) if hsts else ())]
+        self.api_headers = [*self.headers, self.API_CSP]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.headers
-        if not scope["path"].startswith(self.DOCS_PATHS):
-            extra = [*extra, self.API_CSP]
+        docs = scope["path"].startswith(self.DOCS_PATHS)
+        extra = self.headers if docs else self.api_headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -141,6 +150,8 @@ class BodySizeLimitMiddleware:
     A declared Content-Length over the limit is refused before reading; a
     chunked body is counted as it arrives. The error is an HTTPException, so
     the app's handler renders the envelope when the route was reading the body.
+    A body the server frames by a Content-Length within the limit, or an HTTP/1
+    request without a body, is passed through uncounted.
     """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
@@ -152,10 +163,19 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes
+        declared_length: bytes | None = None
+        chunked = False
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await self._refuse(scope, receive, send)
-                return
+            if name == b"content-length":
+                if value.isdigit() and int(value) > limit:
+                    await self._refuse(scope, receive, send)
+                    return
+                declared_length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked and self._bounded_by_framing(declared_length, scope):
+            await self.app(scope, receive, send)
+            return
 
         received = 0
         response_started = False
@@ -181,6 +201,18 @@ class BodySizeLimitMiddleware:
             if response_started:
                 raise
             await self._refuse(scope, receive, send)
+
+    @staticmethod
+    def _bounded_by_framing(declared_length: bytes | None, scope: Scope) -> bool:
+        """Whether the HTTP framing alone keeps the body within the limit, so it needs no count.
+
+        Called once no declared length is over the limit. The server stops a
+        body at its declared length; HTTP/1 frames a request body only by
+        Content-Length or Transfer-Encoding, so without either there is none.
+        """
+        if declared_length is not None:
+            return declared_length.isdigit()
+        return str(scope.get("http_version", "1.1")).startswith("1")
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = RequestBodyTooLarge(self.max_body_bytes)

@@ -1,0 +1,211 @@
+"""The template's own costs: one render, one update, and the variant matrix.
+
+- render: `copier copy` of the default variant, in process (the template's
+  work) and as the `copier` command (plus Python start-up and Copier's import);
+- update: `copier update` of a default service rendered at each release in
+  releases.toml to this working tree, in the scratch clone the update tests
+  build (tests/releases.py);
+- matrix: the template's own variant suites (`pytest tests/test_variant_suites.py`,
+  the pairwise covering set, or every variant with --all-variants), parsed
+  from the per-variant timing summary the suite prints.
+
+    uv run --group bench python -m benchmarks template [--all-variants] [--skip-matrix]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from copier import run_update
+from matrix import BASE_ANSWERS, render
+from matrix import all_variants as every_variant
+from releases import build_template_repository, commit, git, releases
+
+from benchmarks.common import (
+    RESULTS,
+    ROOT,
+    load_results,
+    machine,
+    median,
+    now,
+    print_table,
+    save_results,
+)
+
+COPIER = Path(sys.executable).parent / "copier"
+MATRIX_TIMEOUT_SECONDS = 40 * 60
+# "   63.2s  passed  database=none-...  (render 1.2s, uv sync 3.4s, ...)"
+VARIANT_LINE = re.compile(r"^\s*([\d.]+)s\s+(passed|failed)\s+(\S+)\s+\((.*)\)\s*$")
+STEP = re.compile(r"(.+?) ([\d.]+)s$")
+TOTAL_LINE = re.compile(r"(\d+) variant suites: ([\d.]+)s summed over workers, ([\d.]+)s wall")
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def render_with_copier_command(destination: Path) -> None:
+    command = [str(COPIER), "copy", "-q", "--trust", "--defaults"]
+    for name, value in BASE_ANSWERS.items():
+        command += ["-d", f"{name}={value}"]
+    subprocess.run(
+        [*command, str(ROOT), str(destination)], capture_output=True, check=True, timeout=300
+    )
+
+
+def render_times(work: Path, rounds: int) -> dict[str, float]:
+    """Median seconds for one render of the default variant, in process and as a command."""
+    in_process = [timed(partial(render, work / f"render-{n}", BASE_ANSWERS)) for n in range(rounds)]
+    as_command = [
+        timed(partial(render_with_copier_command, work / f"command-{n}")) for n in range(rounds)
+    ]
+    return {"in_process_s": median(in_process), "command_s": median(as_command)}
+
+
+def update_times(work: Path) -> list[dict[str, Any]]:
+    """Seconds to update a default service from each release to this working tree."""
+    template = build_template_repository(work / "template")
+    found = []
+    for release in releases():
+        service = work / f"service-{release.tag}"
+        render(service, BASE_ANSWERS, template, release.tag)
+        git(service, "init", "--quiet")
+        git(service, "add", "-A")
+        commit(service, "Render the service")
+        seconds = timed(
+            partial(
+                run_update,
+                str(service),
+                defaults=True,
+                overwrite=True,
+                unsafe=True,
+                quiet=True,
+                skip_answered=True,
+                vcs_ref="HEAD",
+            )
+        )
+        found.append({"from": release.tag, "seconds": seconds})
+    return found
+
+
+def parse_matrix(output: str) -> dict[str, Any]:
+    """The variant suites' timing summary: each variant, each step, and the totals."""
+    variants: list[dict[str, Any]] = []
+    for line in output.splitlines():
+        match = VARIANT_LINE.match(line)
+        if match:
+            steps: dict[str, float] = {}
+            for part in match.group(4).split(", "):
+                step = STEP.match(part)
+                if step:
+                    steps[step.group(1)] = float(step.group(2))
+            variants.append(
+                {
+                    "variant": match.group(3),
+                    "outcome": match.group(2),
+                    "seconds": float(match.group(1)),
+                    "steps": steps,
+                }
+            )
+    total = TOTAL_LINE.search(output)
+    step_totals: dict[str, float] = defaultdict(float)
+    for variant in variants:
+        for name, seconds in variant["steps"].items():
+            step_totals[name] += seconds
+    return {
+        "variants": variants,
+        "count": int(total.group(1)) if total else len(variants),
+        "summed_s": float(total.group(2)) if total else None,
+        "wall_s": float(total.group(3)) if total else None,
+        "step_totals_s": dict(step_totals),
+    }
+
+
+def matrix_times(all_variants: bool) -> dict[str, Any]:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += ["tests/test_variant_suites.py", *(["--all-variants"] if all_variants else [])]
+    print(f"running {' '.join(command[1:])} (up to {MATRIX_TIMEOUT_SECONDS // 60} min) ...")
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=MATRIX_TIMEOUT_SECONDS,
+        check=False,
+    )
+    parsed = parse_matrix(completed.stdout)
+    parsed["command_wall_s"] = time.perf_counter() - started
+    parsed["set"] = "every variant" if all_variants else "pairwise covering set"
+    parsed["every_variant_count"] = len(every_variant())
+    if parsed["wall_s"] and parsed["count"]:
+        # The same wall time per variant, for every variant: what --all-variants would take.
+        per_variant = parsed["wall_s"] / parsed["count"]
+        parsed["every_variant_estimate_s"] = per_variant * parsed["every_variant_count"]
+    parsed["exit_code"] = completed.returncode
+    return parsed
+
+
+def print_results(results: dict[str, Any]) -> None:
+    render_row = results["render"]
+    rows = [
+        ["render (copier copy, in process)", f"{render_row['in_process_s']:.2f}s"],
+        ["render (copier command)", f"{render_row['command_s']:.2f}s"],
+        *([f"update from {u['from']}", f"{u['seconds']:.2f}s"] for u in results["update"]),
+    ]
+    matrix = results.get("matrix")
+    if matrix:
+        rows.append(
+            [f"matrix ({matrix['set']}, {matrix['count']} variants)", f"{matrix['wall_s']}s wall"]
+        )
+        if "every_variant_estimate_s" in matrix and matrix["set"] != "every variant":
+            rows.append(
+                [
+                    f"every variant ({matrix['every_variant_count']}), estimated",
+                    f"{matrix['every_variant_estimate_s']:.0f}s wall",
+                ]
+            )
+    print_table(["what", "time"], rows)
+    if matrix:
+        print("\nwhere the matrix's time goes (summed over variants):")
+        steps = sorted(matrix["step_totals_s"].items(), key=lambda item: item[1], reverse=True)
+        print_table(["step", "seconds"], [[name, f"{seconds:.0f}"] for name, seconds in steps])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="renders to take the median of")
+    parser.add_argument("--all-variants", action="store_true", help="every variant's suite")
+    parser.add_argument(
+        "--skip-matrix",
+        action="store_true",
+        help="renders and updates only; the matrix figures saved last time are kept",
+    )
+    parser.add_argument("--no-save", action="store_true", help="print only; keep the results")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-template-") as work:
+        results: dict[str, Any] = {
+            "date": now(),
+            "machine": machine(),
+            "render": render_times(Path(work), args.rounds),
+            "update": update_times(Path(work)),
+        }
+    if not args.skip_matrix:
+        results["matrix"] = {"date": results["date"], **matrix_times(args.all_variants)}
+    elif (RESULTS / "template.json").exists():
+        results["matrix"] = load_results("template").get("matrix")
+    print_results(results)
+    if not args.no_save:
+        print(f"saved {save_results('template', results)}")
