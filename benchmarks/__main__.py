@@ -10,6 +10,7 @@ BENCHMARKS = {
     "startup": "benchmarks.startup",
     "template": "benchmarks.template_times",
     "cost": "benchmarks.request_cost",
+    "events": "benchmarks.events_throughput",
     "plot": "benchmarks.plot",
     "report": "benchmarks.report",
 }
