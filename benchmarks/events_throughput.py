@@ -7,7 +7,7 @@ broker's client (`direct`), doing the same work with the same guarantees,
 alternated for `--rounds` rounds. Reports the median events per second of
 each and their ratio.
 
-    uv run python -m benchmarks events [--events 2000] [--rounds 3] [--brokers redis,nats]
+    uv run python -m benchmarks events [--events 1000] [--rounds 3] [--brokers redis,nats]
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from suite import service_environment
 
 from benchmarks.common import (
     APPS,
@@ -29,7 +31,6 @@ from benchmarks.common import (
     save_results,
     versions,
 )
-from suite import service_environment
 
 BROKERS = ("redis", "rabbitmq", "nats")
 BROKER_URLS = {
@@ -88,7 +89,7 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks events", description=__doc__)
-    parser.add_argument("--events", type=int, default=2000, help="events per run")
+    parser.add_argument("--events", type=int, default=1000, help="events per run")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds per broker")
     parser.add_argument("--brokers", default=",".join(BROKERS), help="comma-separated")
     args = parser.parse_args(argv)

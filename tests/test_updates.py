@@ -106,7 +106,10 @@ def make_team_edits(service: Path) -> None:
     """What a team does in the files it owns: a module, a route, a setting, a test, docs."""
     package = package_of(service)
     (package / "orders.py").write_text(TEAM_MODULE)
-    platform_import = "from .platform.application import build_app\n"
+    app_lines = (package / "app.py").read_text().splitlines(keepends=True)
+    platform_import = next(
+        line for line in app_lines if line.startswith("from .platform.application import ")
+    )
     replace_once(
         package / "app.py",
         platform_import,
@@ -290,7 +293,7 @@ def test_the_fleet_view_shows_each_services_version_and_whether_it_is_behind(
     git(next_version, "tag", "v90.0.0", "HEAD")
     release_next_version(next_version)
     git(next_version, "tag", "v91.0.0", "HEAD")
-    data = next(v for v in covering_variants() if offered_at(oldest, v)).data
+    data = next(v for v in all_variants() if offered_at(oldest, v)).data
     render(next_version, fleet / "billing", {**data, "service_name": "billing"}, oldest.tag)
     render(next_version, fleet / "ledger", {**data, "service_name": "ledger"}, "v90.0.0")
     render(next_version, fleet / "payouts", {**data, "service_name": "payouts"}, "v91.0.0")
