@@ -26,8 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from copier import run_update
-from matrix import BASE_ANSWERS, render
+from matrix import BASE_ANSWERS, render, update
 from matrix import all_variants as every_variant
 from releases import build_template_repository, commit, git, releases
 
@@ -84,18 +83,7 @@ def update_times(work: Path) -> list[dict[str, Any]]:
         git(service, "init", "--quiet")
         git(service, "add", "-A")
         commit(service, "Render the service")
-        seconds = timed(
-            partial(
-                run_update,
-                str(service),
-                defaults=True,
-                overwrite=True,
-                unsafe=True,
-                quiet=True,
-                skip_answered=True,
-                vcs_ref="HEAD",
-            )
-        )
+        seconds = timed(partial(update, service))
         found.append({"from": release.tag, "seconds": seconds})
     return found
 

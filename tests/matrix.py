@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from copier import run_copy
+from copier import run_copy, run_update
 from jinja2 import Environment
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
@@ -204,3 +204,17 @@ def render(
         vcs_ref=ref,
     )
     return destination
+
+
+def update(service: Path, data: Mapping[str, Any] | None = None) -> None:
+    """Update a rendered service to the template's HEAD, asking only new questions."""
+    run_update(
+        str(service),
+        data=dict(data or {}),
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        quiet=True,
+        skip_answered=True,
+        vcs_ref="HEAD",
+    )

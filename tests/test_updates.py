@@ -16,8 +16,7 @@ from typing import Any
 import pexpect
 import pytest
 import yaml
-from copier import run_update
-from matrix import Variant, all_variants, covering_variants
+from matrix import Variant, all_variants, covering_variants, update
 from matrix import render as render_template
 from releases import Release, build_template_repository, commit, git, offered_at, releases
 from suite import run_service_checks
@@ -49,19 +48,6 @@ def render(template: Path, service: Path, data: dict[str, Any], ref: str) -> Non
     git(service, "init", "--quiet")
     git(service, "add", "-A")
     commit(service, "Render the service")
-
-
-def update(service: Path, data: dict[str, Any] | None = None) -> None:
-    run_update(
-        str(service),
-        data=data or {},
-        defaults=True,
-        overwrite=True,
-        unsafe=True,
-        quiet=True,
-        skip_answered=True,
-        vcs_ref="HEAD",
-    )
 
 
 def package_of(service: Path) -> Path:
