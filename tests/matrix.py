@@ -175,12 +175,16 @@ def _pairs(variant: Variant) -> Iterator[tuple[tuple[str, Any], tuple[str, Any]]
 
 @cache
 def covering_variants() -> tuple[Variant, ...]:
-    """A small set of variants in which every possible pair of answers occurs.
+    """A small set of variants in which every possible pair of answers occurs."""
+    return covering(all_variants())
+
+
+def covering(variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
+    """A small subset of `variants` in which every pair of answers they have occurs.
 
     Greedy: repeatedly take the variant that covers the most pairs not yet
-    covered. Only pairs that some valid variant has are required.
+    covered. Only pairs that some of the variants have are required.
     """
-    variants = all_variants()
     uncovered = {pair for variant in variants for pair in _pairs(variant)}
     chosen: list[Variant] = []
     while uncovered:

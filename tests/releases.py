@@ -70,10 +70,16 @@ def working_tree_files(root: Path) -> list[str]:
 
 
 def build_template_repository(destination: Path) -> Path:
-    """A clone with every release tagged and this working tree as its HEAD commit."""
+    """A clone with every release tagged and this working tree as its HEAD commit.
+
+    Tags that exist already must point at the recorded commits; the release
+    tests check that.
+    """
     git(TEMPLATE_ROOT.parent, "clone", "--quiet", str(TEMPLATE_ROOT), str(destination))
     for release in releases():
-        git(destination, "tag", release.tag, release.commit)
+        # A clone brings the tags this repository has; make the ones it lacks.
+        if not git(destination, "tag", "--list", release.tag):
+            git(destination, "tag", release.tag, release.commit)
     for name in working_tree_files(destination):
         (destination / name).unlink()
     for name in working_tree_files(TEMPLATE_ROOT):

@@ -16,7 +16,7 @@ from typing import Any
 import pexpect
 import pytest
 import yaml
-from matrix import Variant, all_variants, covering_variants, update
+from matrix import Variant, all_variants, covering, covering_variants, update
 from matrix import render as render_template
 from releases import Release, build_template_repository, commit, git, offered_at, releases
 from suite import run_service_checks
@@ -28,12 +28,11 @@ CONFLICT_MARKER = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "release_variant" in metafunc.fixturenames:
-        cases = [
-            (release, variant)
-            for release in releases()
-            for variant in all_variants()
-            if offered_at(release, variant)
-        ]
+        every = metafunc.config.getoption("--all-variants")
+        cases = []
+        for release in releases():
+            offered = tuple(v for v in all_variants() if offered_at(release, v))
+            cases += [(release, v) for v in (offered if every else covering(offered))]
         metafunc.parametrize("release_variant", cases, ids=[f"{r.tag}-{v.id}" for r, v in cases])
 
 
