@@ -6,10 +6,14 @@ no conflict markers, no .rej files, no unmerged paths.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +22,17 @@ import pytest
 import yaml
 from matrix import Variant, all_variants, covering, covering_variants, update
 from matrix import render as render_template
-from releases import Release, build_template_repository, commit, git, offered_at, releases
-from suite import run_service_checks
+from releases import (
+    Release,
+    build_template_repository,
+    commit,
+    git,
+    offered_at,
+    releases,
+    working_tree_files,
+)
+from suite import run_service_checks, service_environment
+from team import MIGRATION_REVISION, assert_team_edits_kept, make_team_edits, replace_once
 
 COPIER = str(Path(sys.executable).parent / "copier")
 FLEET_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fleet.py"
@@ -54,69 +67,6 @@ def package_of(service: Path) -> Path:
     return service / "src" / answers["package_name"]
 
 
-TEAM_MODULE = '''"""Orders: the team's own feature."""
-
-from fastapi import APIRouter
-
-router = APIRouter(prefix="/orders", tags=["orders"])
-
-
-@router.get("/count")
-async def count_orders() -> dict[str, int]:
-    return {"count": 0}
-'''
-
-TEAM_TEST = """import httpx
-import pytest
-
-pytestmark = pytest.mark.anyio
-
-
-async def test_the_team_route_is_served(client: httpx.AsyncClient) -> None:
-    response = await client.get("/api/v1/orders/count")
-    assert response.json() == {"count": 0}
-"""
-
-TEAM_SETTING = "    orders_page_size: int = 50\n"
-TEAM_README = "\n## Orders\n\nHow the orders team runs this service.\n"
-
-
-def replace_once(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} is not in {path} exactly once"
-    path.write_text(text.replace(old, new))
-
-
-def make_team_edits(service: Path) -> None:
-    """What a team does in the files it owns: a module, a route, a setting, a test, docs."""
-    package = package_of(service)
-    (package / "orders.py").write_text(TEAM_MODULE)
-    app_lines = (package / "app.py").read_text().splitlines(keepends=True)
-    platform_import = next(
-        line for line in app_lines if line.startswith("from .platform.application import ")
-    )
-    replace_once(
-        package / "app.py",
-        platform_import,
-        f"from .orders import router as orders_router\n{platform_import}",
-    )
-    replace_once(
-        package / "app.py",
-        "    return app\n",
-        '    app.include_router(orders_router, prefix="/api/v1")\n    return app\n',
-    )
-    replace_once(
-        package / "settings.py",
-        '    """Platform settings plus the service\'s own."""\n',
-        f'    """Platform settings plus the service\'s own."""\n\n{TEAM_SETTING}',
-    )
-    (service / "tests" / "test_orders.py").write_text(TEAM_TEST)
-    with (service / "README.md").open("a") as readme:
-        readme.write(TEAM_README)
-    git(service, "add", "-A")
-    commit(service, "The team's own work")
-
-
 def assert_merged_cleanly(service: Path) -> None:
     assert not git(service, "diff", "--name-only", "--diff-filter=U"), "unmerged paths"
     rejects = [path.relative_to(service) for path in service.rglob("*.rej")]
@@ -127,23 +77,12 @@ def assert_merged_cleanly(service: Path) -> None:
             assert not CONFLICT_MARKER.search(text), f"conflict markers in {path}"
 
 
-def assert_team_edits_kept(service: Path) -> None:
-    package = package_of(service)
-    assert (package / "orders.py").read_text() == TEAM_MODULE
-    app = (package / "app.py").read_text()
-    assert "from .orders import router as orders_router" in app
-    assert 'app.include_router(orders_router, prefix="/api/v1")' in app
-    assert TEAM_SETTING in (package / "settings.py").read_text()
-    assert (service / "tests" / "test_orders.py").read_text() == TEAM_TEST
-    assert (service / "README.md").read_text().endswith(TEAM_README)
-
-
 def tree(root: Path) -> dict[str, str]:
-    """Every file of a service checkout, as text, without Git's own files."""
+    """Every file of a service checkout that Git would see, as text, but its lock file."""
     return {
-        path.relative_to(root).as_posix(): path.read_text(errors="replace")
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and ".git" not in path.relative_to(root).parts
+        name: (root / name).read_text(errors="replace")
+        for name in sorted(working_tree_files(root))
+        if name != "uv.lock"
     }
 
 
@@ -159,51 +98,206 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
     service = tmp_path / "service"
     render(template_repository, service, variant.data, release.tag)
     make_team_edits(service)
+    # Its checks run for the covering set from the newest release (everything
+    # with --all-variants); the others are compared with a new service below.
+    newest = release == releases()[-1] and variant in covering_variants()
+    checked = newest or request.config.getoption("--all-variants")
+    steps: list[tuple[str, float]] = []
+    with ExitStack() as cleanup:
+        database = None
+        if checked and variant.data["database"] != "none":
+            database = cleanup.enter_context(scratch_database(variant.data["database"], tmp_path))
+            steps.append(("migrate at the release", migrate(service, database)))
+            git(service, "add", "-A")  # the team commits the uv.lock its first sync wrote
+            commit(service, "Lock the environment")
 
-    update(service)
+        update(service)
 
-    assert_merged_cleanly(service)
-    assert_team_edits_kept(service)
-    head = git(template_repository, "rev-parse", "--short", "HEAD").strip()
-    recorded = yaml.safe_load((service / ".copier-answers.yml").read_text())["_commit"]
-    assert recorded.endswith(head), f"the service records {recorded}, not HEAD ({head})"
+        assert_merged_cleanly(service)
+        assert_team_edits_kept(service)
+        head = git(template_repository, "rev-parse", "--short", "HEAD").strip()
+        recorded = yaml.safe_load((service / ".copier-answers.yml").read_text())["_commit"]
+        assert recorded.endswith(head), f"the service records {recorded}, not HEAD ({head})"
+        assert_like_a_new_service(template_repository, service, variant.data, tmp_path / "fresh")
+        if not checked:
+            return
+        steps.insert(0, ("render and update", time.perf_counter() - started))
+        try:
+            steps += run_service_checks(service, f"{release.tag} -> HEAD, {variant.id}")
+            if database is not None:
+                steps.append(("migrate after the update", migrate(service, database, check=True)))
+        finally:
+            record_property("variant_steps", steps)
+            record_property("variant_seconds", time.perf_counter() - started)
 
-    # The updated service is exactly a new service with the same edits.
-    fresh = tmp_path / "fresh"
-    render(template_repository, fresh, variant.data, "HEAD")
+
+def assert_like_a_new_service(
+    template: Path, service: Path, data: dict[str, Any], fresh: Path
+) -> None:
+    """The updated service is exactly a new service with the same edits.
+
+    The team's migration follows whatever its chain's head was when it was
+    written, so it may name another revision in a service that began at an
+    older release.
+    """
+    render(template, fresh, data, "HEAD")
     make_team_edits(fresh)
     updated, expected = tree(service), tree(fresh)
     assert sorted(updated) == sorted(expected)
-    differing = [name for name in expected if updated[name] != expected[name]]
-    assert differing in ([], [".copier-answers.yml"]), f"differs from a new service: {differing}"
+    differing = {name for name in expected if updated[name] != expected[name]}
+    differing -= {".copier-answers.yml"}
+    differing -= {
+        name for name in differing if name.endswith(f"{MIGRATION_REVISION}_add_orders.py")
+    }
+    assert not differing, f"differs from a new service: {sorted(differing)}"
 
-    # Being identical, its checks are those of a new service: run them for the
-    # covering set, from the newest release (everything with --all-variants).
-    newest = release == releases()[-1] and variant in covering_variants()
-    if not newest and not request.config.getoption("--all-variants"):
+
+@contextmanager
+def scratch_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database for a service to migrate; removed afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
         return
+    name = f"template_update_{uuid.uuid4().hex[:12]}"
+    psql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1/{name}"
+    finally:
+        psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def psql(statement: str) -> None:
+    server = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/postgres")
+    subprocess.run(["psql", server, "-q", "-c", statement], check=True, capture_output=True)
+
+
+def migrate(service: Path, database_url: str, *, check: bool = False) -> float:
+    """`migrate` the service's database (then `alembic check`); how long it took."""
+    started = time.perf_counter()
+    package = yaml.safe_load((service / ".copier-answers.yml").read_text())["package_name"]
+    commands = [
+        ["uv", "sync", "--quiet"],
+        ["uv", "run", "--no-sync", "python", "-m", package, "migrate"],
+    ]
+    if check:
+        commands.append(["uv", "run", "--no-sync", "alembic", "check"])
+    environment = {**service_environment(), "DATABASE_URL": database_url}
+    for command in commands:
+        completed = subprocess.run(
+            command, cwd=service, env=environment, capture_output=True, text=True, check=False
+        )
+        assert completed.returncode == 0, (
+            f"{' '.join(command)}: {completed.stdout}{completed.stderr}"
+        )
+    return time.perf_counter() - started
+
+
+# Answer changes a team makes on a service it has worked on: (name, where it
+# starts, what changes). Each ends as a clean merge and a passing service.
+ANSWER_CHANGES = [
+    (
+        "database none -> postgresql",
+        {"database": "none", "broker": "none"},
+        {"database": "postgresql"},
+    ),
+    ("database none -> sqlite", {"database": "none", "broker": "none"}, {"database": "sqlite"}),
+    *(
+        (
+            f"broker none -> {broker}",
+            {"database": "postgresql", "broker": "none", "example_feature": True, "worker": True},
+            {"broker": broker},
+        )
+        for broker in ("redis", "rabbitmq", "nats")
+    ),
+    *(
+        (
+            f"auth none -> {auth}",
+            {"database": "postgresql", "auth": "none", "example_feature": True},
+            {"auth": auth},
+        )
+        for auth in ("jwt", "oidc", "api_key")
+    ),
+    (
+        "worker no -> yes",
+        {"database": "postgresql", "broker": "redis", "example_feature": False, "worker": False},
+        {"worker": True},
+    ),
+    (
+        "example feature no -> yes",
+        {"database": "postgresql", "broker": "none", "example_feature": False, "worker": False},
+        {"example_feature": True},
+    ),
+]
+
+
+def starting_variant(answers: dict[str, Any]) -> Variant:
+    return next(
+        variant
+        for variant in all_variants()
+        if all(variant.data.get(name) == value for name, value in answers.items())
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "change"),
+    [case[1:] for case in ANSWER_CHANGES],
+    ids=[case[0] for case in ANSWER_CHANGES],
+)
+def test_changing_an_answer_keeps_the_team_edits_and_passes(
+    template_repository: Path,
+    tmp_path: Path,
+    start: dict[str, Any],
+    change: dict[str, Any],
+    record_property: Any,
+) -> None:
+    started = time.perf_counter()
+    service = tmp_path / "service"
+    render(template_repository, service, starting_variant(start).data, "HEAD")
+    make_team_edits(service)
+
+    update(service, change)
+
+    assert_merged_cleanly(service)
+    assert_team_edits_kept(service)
+    answers = yaml.safe_load((service / ".copier-answers.yml").read_text())
+    assert {name: answers[name] for name in change} == change
     steps = [("render and update", time.perf_counter() - started)]
     try:
-        steps += run_service_checks(service, f"{release.tag} -> HEAD, {variant.id}")
+        steps += run_service_checks(service, f"changing {change}")
     finally:
         record_property("variant_steps", steps)
         record_property("variant_seconds", time.perf_counter() - started)
 
 
-def test_changing_an_answer_during_an_update_yields_a_working_service(
+def test_an_update_with_a_refused_answer_leaves_the_service_untouched(
     template_repository: Path, tmp_path: Path
 ) -> None:
     service = tmp_path / "service"
-    base = next(v for v in all_variants() if dict(v.answers)["database"] == "none")
-    render(template_repository, service, base.data, "HEAD")
+    render(template_repository, service, starting_variant({"database": "none"}).data, "HEAD")
+    before = tree(service)
 
-    update(service, {"database": "postgresql"})
+    completed = subprocess.run(
+        [
+            COPIER,
+            "update",
+            "--trust",
+            "--skip-answered",
+            "--defaults",
+            "--vcs-ref",
+            "HEAD",
+            "-d",
+            "http_port=80",
+        ],
+        cwd=service,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
-    assert_merged_cleanly(service)
-    answers = yaml.safe_load((service / ".copier-answers.yml").read_text())
-    assert answers["database"] == "postgresql"
-    assert (package_of(service) / "platform" / "db.py").is_file()
-    run_service_checks(service, "database none -> postgresql")
+    assert completed.returncode != 0
+    assert "1024" in completed.stdout + completed.stderr, "the message says what is allowed"
+    assert tree(service) == before
+    assert not git(service, "status", "--porcelain")
 
 
 PLATFORM_PATCH = (
