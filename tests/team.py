@@ -104,6 +104,7 @@ from .events import OrderPlaced
 async def handle_order_placed(message: Message[OrderPlaced]) -> None:
     """Nothing to do yet: a placed order is recorded where it was placed."""
 '''
+HANDLER_REGISTRATION = "    worker.on(OrderPlaced, handle_order_placed)"
 TEST = """import httpx
 import pytest
 
@@ -199,9 +200,27 @@ def team_head(service: Service) -> str | None:
     return heads[0] if heads else None
 
 
-def make_team_edits(root: Path) -> None:
+@dataclass(frozen=True)
+class Edited:
+    """Which of the edits a service got: those its answers had extension points for."""
+
+    model: bool
+    event: bool
+    handler: bool
+
+    @classmethod
+    def for_service(cls, service: Service) -> Edited:
+        return cls(
+            model=service.has_database,
+            event=service.has_broker,
+            handler=service.has_broker and service.has_worker,
+        )
+
+
+def make_team_edits(root: Path) -> Edited:
     """Every documented extension point, edited as a team would; committed."""
     service = Service(root)
+    edited = Edited.for_service(service)
     features = service.package / "features"
     features.mkdir(exist_ok=True)
     if not (features / "__init__.py").exists():
@@ -217,7 +236,7 @@ def make_team_edits(root: Path) -> None:
     )
     add_import(app, "from .features.orders.router import router as orders_router")
 
-    if service.has_database:
+    if edited.model:
         (service.feature / "models.py").write_text(MODEL)
         models = service.package / "models.py"
         if "__all__ = [" in models.read_text():
@@ -236,13 +255,19 @@ def make_team_edits(root: Path) -> None:
             ).replace("Revises: \n", "Revises:\n")
         )
 
-    if service.has_broker:
+    if edited.event:
         (service.feature / "events.py").write_text(EVENTS)
         (service.feature / "handlers.py").write_text(HANDLERS)
         events = service.package / "events.py"
         with events.open("a") as file:
             file.write("registry.publishes(OrderPlaced)\nregistry.consumes(OrderPlaced)\n")
         add_import(events, "from .features.orders.events import OrderPlaced")
+        if edited.handler:
+            worker = service.package / "worker.py"
+            with worker.open("a") as file:
+                file.write(f"{HANDLER_REGISTRATION}\n")
+            add_import(worker, "from .features.orders.events import OrderPlaced")
+            add_import(worker, "from .features.orders.handlers import handle_order_placed")
 
     settings = service.package / "settings.py"
     replace_once(
@@ -257,24 +282,30 @@ def make_team_edits(root: Path) -> None:
     (service.root / "tests" / "test_orders.py").write_text(TEST)
     git(service.root, "add", "-A")
     commit(service.root, "The team's own work")
+    return edited
 
 
-def assert_team_edits_kept(root: Path) -> None:
+def assert_team_edits_kept(root: Path, edited: Edited | None = None) -> None:
+    """Every edit `make_team_edits` made is still there (by default: all its answers allow)."""
     service = Service(root)
+    edited = edited or Edited.for_service(service)
     assert (service.feature / "router.py").read_text() == ROUTER
     app = (service.package / "app.py").read_text()
     assert "from .features.orders.router import router as orders_router" in app
     assert 'app.include_router(orders_router, prefix="/api/v1")' in app
-    if service.has_database:
+    if edited.model:
         assert (service.feature / "models.py").read_text() == MODEL
         assert (
             "from .features.orders.models import Order"
             in (service.package / "models.py").read_text()
         )
         assert list((service.package / "migrations" / "versions").glob(f"{MIGRATION_REVISION}_*"))
-    if service.has_broker:
+    if edited.event:
         events = (service.package / "events.py").read_text()
         assert "registry.publishes(OrderPlaced)" in events
+        assert (service.feature / "handlers.py").read_text() == HANDLERS
+    if edited.handler:
+        assert HANDLER_REGISTRATION in (service.package / "worker.py").read_text()
     assert SETTING in (service.package / "settings.py").read_text()
     assert (service.root / ".env.example").read_text().endswith(ENV_ENTRY)
     assert (service.root / "README.md").read_text().endswith(README_SECTION)

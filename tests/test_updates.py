@@ -253,12 +253,12 @@ def test_changing_an_answer_keeps_the_team_edits_and_passes(
     started = time.perf_counter()
     service = tmp_path / "service"
     render(template_repository, service, starting_variant(start).data, "HEAD")
-    make_team_edits(service)
+    edited = make_team_edits(service)
 
     update(service, change)
 
     assert_merged_cleanly(service)
-    assert_team_edits_kept(service)
+    assert_team_edits_kept(service, edited)
     answers = yaml.safe_load((service / ".copier-answers.yml").read_text())
     assert {name: answers[name] for name in change} == change
     steps = [("render and update", time.perf_counter() - started)]
