@@ -73,7 +73,8 @@ def build_template_repository(destination: Path) -> Path:
     """A clone with every release tagged and this working tree as its HEAD commit."""
     git(TEMPLATE_ROOT.parent, "clone", "--quiet", str(TEMPLATE_ROOT), str(destination))
     for release in releases():
-        git(destination, "tag", release.tag, release.commit)
+        # --force: the clone may carry the tag already, from where releases are cut.
+        git(destination, "tag", "--force", release.tag, release.commit)
     for name in working_tree_files(destination):
         (destination / name).unlink()
     for name in working_tree_files(TEMPLATE_ROOT):

@@ -1,0 +1,180 @@
+"""Carry a team's edits across a template release that moves or removes a file.
+
+`copier update` deletes every file the old release rendered and the new one
+does not, with whatever the team changed in it. A release that moves or
+removes such a file declares it in copier.yml `_migrations`; Copier runs this
+script for that entry at both stages of the update, in the service:
+
+    moves.py before FROM [TO]   keep the team's copy of FROM, and the old
+                                release's own rendering of it, under .git/
+    moves.py after FROM [TO]    3-way merge the team's change to FROM
+                                (old rendering -> team's copy) into TO; with
+                                no TO (or none rendered), put the team's
+                                edited FROM back and say so
+
+A file the team did not change needs nothing: the new release's file stands.
+The merge leaves Git's conflict markers where both sides changed the same
+lines, never a silent loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from copier import run_copy
+
+ANSWERS_FILE = ".copier-answers.yml"
+# Markers read like Copier's own: the service's side first, the template's last.
+OURS_LABEL = "before updating"
+BASE_LABEL = "last update"
+THEIRS_LABEL = "after updating"
+
+
+def git_path(name: str) -> Path:
+    """A path inside this checkout's Git directory: outside the update's diff."""
+    completed = subprocess.run(
+        ["git", "rev-parse", "--git-path", name], capture_output=True, text=True, check=True
+    )
+    return Path(completed.stdout.strip()).resolve()
+
+
+def store() -> Path:
+    return git_path("template-moves")
+
+
+def old_release_rendering(answers_text: str) -> Path:
+    """The old release rendered with the old answers, once per update, kept in the store."""
+    key = hashlib.sha256(answers_text.encode()).hexdigest()[:16]
+    target = store() / f"release-{key}"
+    if target.is_dir():
+        return target
+    for stale in store().glob("release-*"):
+        shutil.rmtree(stale)
+    answers: dict[str, Any] = yaml.safe_load(answers_text)
+    data = {name: value for name, value in answers.items() if not name.startswith("_")}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        rendering = Path(scratch) / "rendering"
+        run_copy(
+            answers["_src_path"],
+            str(rendering),
+            data=data,
+            vcs_ref=answers["_commit"],
+            defaults=True,
+            quiet=True,
+            unsafe=True,
+            skip_tasks=True,
+        )
+        rendering.rename(target)
+    return target
+
+
+def saved_copies(source: str) -> tuple[Path, Path]:
+    """Where `before` keeps the team's copy of a path and the old release's copy."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    return store() / "team" / digest, store() / "base" / digest
+
+
+def before(source: str) -> None:
+    team_copy, base_copy = saved_copies(source)
+    for stale in (team_copy, base_copy):
+        stale.unlink(missing_ok=True)
+    current = Path(source)
+    if not current.is_file():
+        return  # This service never had the file, or the team removed it.
+    base = old_release_rendering(Path(ANSWERS_FILE).read_text()) / source
+    if not base.is_file():
+        return  # Not a file the old release rendered: the update leaves it alone.
+    for copy, original in ((team_copy, current), (base_copy, base)):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(original, copy)
+
+
+def after(source: str, destination: str | None) -> bool:
+    """Carry the team's edits; True when the merge left conflicts to resolve."""
+    team_copy, base_copy = saved_copies(source)
+    if not (team_copy.is_file() and base_copy.is_file()):
+        return False
+    try:
+        if team_copy.read_bytes() == base_copy.read_bytes():
+            return False  # The team did not edit it: the new release's file stands.
+        # With --conflict=rej Copier leaves the team's rejected diff beside the old path.
+        Path(f"{source}.rej").unlink(missing_ok=True)
+        if destination is None or not Path(destination).is_file():
+            return keep_removed_file(source, team_copy)
+        return merge_into(destination, source, team_copy, base_copy)
+    finally:
+        team_copy.unlink(missing_ok=True)
+        base_copy.unlink(missing_ok=True)
+
+
+def keep_removed_file(source: str, team_copy: Path) -> bool:
+    kept = Path(source)
+    if not kept.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(team_copy, kept)
+    print(
+        f"template-moves: KEPT {source}: this release no longer has it, and your "
+        "edits to it are kept. Move what you still need where it belongs, then delete it."
+    )
+    return False
+
+
+def merge_into(destination: str, source: str, team_copy: Path, base_copy: Path) -> bool:
+    completed = subprocess.run(
+        [
+            "git",
+            "merge-file",
+            "-p",
+            "-L",
+            f"{OURS_LABEL} ({source})",
+            "-L",
+            BASE_LABEL,
+            "-L",
+            THEIRS_LABEL,
+            str(team_copy),
+            str(base_copy),
+            destination,
+        ],
+        capture_output=True,
+        check=False,
+    )
+    # merge-file exits with the number of conflicts; a negative status is an error.
+    if completed.returncode < 0 or completed.returncode > 127:
+        sys.exit(f"template-moves: merging {source} into {destination} failed: {completed.stderr}")
+    Path(destination).write_bytes(completed.stdout)
+    if completed.returncode:
+        print(
+            f"template-moves: CONFLICT {destination}: this release moved {source} here; "
+            f"your edits to it conflict with the release's in {completed.returncode} "
+            "place(s). Resolve the <<<<<<< markers."
+        )
+        return True
+    print(f"template-moves: moved {source} -> {destination}, with your edits carried.")
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=("before", "after"))
+    parser.add_argument("source", help="the path the older release rendered")
+    parser.add_argument("destination", nargs="?", help="its new path; none for a removal")
+    arguments = parser.parse_args(argv)
+    if arguments.stage == "before":
+        before(arguments.source)
+    else:
+        after(arguments.source, arguments.destination)
+    # The update itself succeeded; a conflict is reported, for the person to resolve.
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
