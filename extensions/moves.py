@@ -2,19 +2,19 @@
 
 `copier update` deletes every file the old release rendered and the new one
 does not, with whatever the team changed in it. A release that moves or
-removes such a file declares it in copier.yml `_migrations`; Copier runs this
-script for that entry at both stages of the update, in the service:
+removes such a file declares it in copier.yml `_migrations`; Copier runs
+this script for that entry after its own merge, in the service:
 
-    moves.py before FROM [TO]   keep the team's copy of FROM, and the old
-                                release's own rendering of it, under .git/
-    moves.py after FROM [TO]    3-way merge the team's change to FROM
-                                (old rendering -> team's copy) into TO; with
-                                no TO (or none rendered), put the team's
-                                edited FROM back and say so
+    moves.py FROM [TO]
 
-A file the team did not change needs nothing: the new release's file stands.
-The merge leaves Git's conflict markers where both sides changed the same
-lines, never a silent loss.
+The team's copy of FROM is still in Git (Copier updates only a clean
+checkout), and the old release's own rendering of it is rendered again from
+the old answers. The team's change (old rendering -> team's copy) is merged
+into TO with a 3-way merge; with no TO (or none rendered for this service),
+the team's edited FROM is put back and the script says so. A file the team
+did not change needs nothing: the new release's file stands. Where both
+sides changed the same lines the merge leaves Git's conflict markers, never
+a silent loss.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ THEIRS_LABEL = "after updating"
 
 
 def git_path(name: str) -> Path:
-    """A path inside this checkout's Git directory: outside the update's diff."""
+    """A path inside this checkout's Git directory, where no commit picks it up."""
     completed = subprocess.run(
         ["git", "rev-parse", "--git-path", name], capture_output=True, text=True, check=True
     )
@@ -47,11 +47,12 @@ def git_path(name: str) -> Path:
 
 
 def store() -> Path:
+    """Where the old release's rendering is kept, shared by the entries of one update."""
     return git_path("template-moves")
 
 
 def old_release_rendering(answers_text: str) -> Path:
-    """The old release rendered with the old answers, once per update, kept in the store."""
+    """The old release rendered with the old answers (which name it), rendered once."""
     key = hashlib.sha256(answers_text.encode()).hexdigest()[:16]
     target = store() / f"release-{key}"
     if target.is_dir():
@@ -77,43 +78,29 @@ def old_release_rendering(answers_text: str) -> Path:
     return target
 
 
-def saved_copies(source: str) -> tuple[Path, Path]:
-    """Where `before` keeps the team's copy of a path and the old release's copy."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    return store() / "team" / digest, store() / "base" / digest
+def committed(path: str) -> bytes | None:
+    """A file as the service's last commit has it: the state before the update."""
+    completed = subprocess.run(["git", "show", f"HEAD:./{path}"], capture_output=True, check=False)
+    return completed.stdout if completed.returncode == 0 else None
 
 
-def before(source: str) -> None:
-    team_copy, base_copy = saved_copies(source)
-    for stale in (team_copy, base_copy):
-        stale.unlink(missing_ok=True)
-    current = Path(source)
-    if not current.is_file():
-        return  # This service never had the file, or the team removed it.
-    base = old_release_rendering(Path(ANSWERS_FILE).read_text()) / source
-    if not base.is_file():
-        return  # Not a file the old release rendered: the update leaves it alone.
-    for copy, original in ((team_copy, current), (base_copy, base)):
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(original, copy)
-
-
-def after(source: str, destination: str | None) -> bool:
-    """Carry the team's edits; True when the merge left conflicts to resolve."""
-    team_copy, base_copy = saved_copies(source)
-    if not (team_copy.is_file() and base_copy.is_file()):
-        return False
-    try:
-        if team_copy.read_bytes() == base_copy.read_bytes():
-            return False  # The team did not edit it: the new release's file stands.
-        # With --conflict=rej Copier leaves the team's rejected diff beside the old path.
-        Path(f"{source}.rej").unlink(missing_ok=True)
+def carry(source: str, destination: str | None) -> bool:
+    """Carry the team's edits of `source`; True when the merge left conflicts."""
+    team = committed(source)
+    old_answers = committed(ANSWERS_FILE)
+    if team is None or old_answers is None:
+        return False  # This service never had the file, or the team removed it.
+    base = old_release_rendering(old_answers.decode()) / source
+    if not base.is_file() or base.read_bytes() == team:
+        return False  # Not the old release's file, or not edited: the new file stands.
+    # With --conflict=rej Copier leaves the team's rejected diff beside the old path.
+    Path(f"{source}.rej").unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        team_copy = Path(scratch) / "team"
+        team_copy.write_bytes(team)
         if destination is None or not Path(destination).is_file():
             return keep_removed_file(source, team_copy)
-        return merge_into(destination, source, team_copy, base_copy)
-    finally:
-        team_copy.unlink(missing_ok=True)
-        base_copy.unlink(missing_ok=True)
+        return merge_into(destination, source, team_copy, base)
 
 
 def keep_removed_file(source: str, team_copy: Path) -> bool:
@@ -164,14 +151,10 @@ def merge_into(destination: str, source: str, team_copy: Path, base_copy: Path) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("before", "after"))
     parser.add_argument("source", help="the path the older release rendered")
     parser.add_argument("destination", nargs="?", help="its new path; none for a removal")
     arguments = parser.parse_args(argv)
-    if arguments.stage == "before":
-        before(arguments.source)
-    else:
-        after(arguments.source, arguments.destination)
+    carry(arguments.source, arguments.destination)
     # The update itself succeeded; a conflict is reported, for the person to resolve.
     return 0
 
