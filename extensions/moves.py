@@ -134,9 +134,10 @@ def merge_into(destination: str, source: str, team_copy: Path, base_copy: Path) 
         capture_output=True,
         check=False,
     )
-    # merge-file exits with the number of conflicts; a negative status is an error.
-    if completed.returncode < 0 or completed.returncode > 127:
-        sys.exit(f"template-moves: merging {source} into {destination} failed: {completed.stderr}")
+    # merge-file exits with the number of conflicts (at most 127); above that it failed.
+    if completed.returncode > 127:
+        error = completed.stderr.decode(errors="replace")
+        sys.exit(f"template-moves: merging {source} into {destination} failed: {error}")
     Path(destination).write_bytes(completed.stdout)
     if completed.returncode:
         print(

@@ -40,7 +40,14 @@ from releases import (
     working_tree_files,
 )
 from suite import run_service_checks, service_environment
-from test_updates import assert_merged_cleanly, package_of, render, replace_once
+from test_updates import (
+    PLATFORM_PATCH,
+    assert_merged_cleanly,
+    package_of,
+    release_next_version,
+    render,
+    replace_once,
+)
 
 COPIER = str(Path(sys.executable).parent / "copier")
 MOVES_SCRIPT = "extensions/moves.py"
@@ -237,7 +244,7 @@ def test_an_edited_file_the_release_removes_is_kept(moving_template: Path, tmp_p
     replace_once(config, f"      - src/{{{{ package_name }}}}/platform/{NEW_MODULE}.py\n", "")
     git(moving_template, "add", "-A")
     commit(moving_template, "Declare the module removed")
-    git(moving_template, "tag", "--force", f"v{next_version_number(moving_template)}")
+    git(moving_template, "tag", f"v{next_version_number(moving_template)}")
 
     completed = copier_update(service)
 
@@ -249,6 +256,28 @@ def test_an_edited_file_the_release_removes_is_kept(moving_template: Path, tmp_p
     assert f"KEPT src/{package_of(service).name}/platform/{OLD_MODULE}.py" in output
 
 
+def test_the_report_names_a_file_copier_could_not_merge(
+    moving_template: Path, tmp_path: Path
+) -> None:
+    service = tmp_path / "service"
+    render(moving_template, service, covering_variants()[0].data, "HEAD")
+    middleware = package_of(service) / "platform" / "middleware.py"
+    # The team changes the very line the next version adds a header after.
+    replace_once(middleware, PLATFORM_PATCH[0], PLATFORM_PATCH[0].replace("nosniff", "NOSNIFF"))
+    git(service, "add", "-A")
+    commit(service, "The team's edit of the security headers")
+    release_next_version(moving_template)
+
+    completed = copier_update(service)
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "<<<<<<< before updating" in middleware.read_text()
+    assert "CONFLICTS" in output
+    report = output[output.index("CONFLICTS") :]
+    assert f"  src/{package_of(service).name}/platform/middleware.py" in report
+
+
 # A file never disappears unnoticed.
 
 
@@ -258,8 +287,9 @@ def template_files_at(commit: str | None) -> tuple[str, ...]:
     if commit is None:
         listed = working_tree_files(TEMPLATE_ROOT)
     else:
-        listed = git(TEMPLATE_ROOT, "ls-tree", "-r", "--name-only", commit, "--", "template")
-        listed = listed.splitlines()
+        listed = git(
+            TEMPLATE_ROOT, "ls-tree", "-r", "--name-only", commit, "--", "template"
+        ).splitlines()
     return tuple(name.removeprefix("template/") for name in listed if name.startswith("template/"))
 
 
