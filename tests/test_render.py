@@ -88,9 +88,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{package}/models.py",
             f"{package}/platform/db.py",
             f"{package}/platform/migrations.py",
+            f"{package}/platform/schema.py",
+            f"{package}/platform/alembic/__init__.py",
+            f"{package}/platform/alembic/env.py",
+            f"{package}/platform/alembic/script.py.mako",
+            f"{package}/platform/alembic/versions/README.md",
             f"{package}/migrations/__init__.py",
-            f"{package}/migrations/env.py",
-            f"{package}/migrations/script.py.mako",
             f"{package}/migrations/versions/README.md",
             "tests/database.py",
             "tests/test_database.py",
@@ -133,7 +136,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         if answers["database"] != "none":
             files |= {
                 f"{package}/platform/outbox.py",
-                f"{package}/migrations/versions/rev_0002_create_outbox.py",
+                f"{package}/platform/alembic/versions/platform_0001_create_outbox.py",
                 "tests/test_outbox.py",
             }
         if answers["example_feature"] and answers["worker"]:
