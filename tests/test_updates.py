@@ -94,7 +94,7 @@ def make_team_edits(service: Path) -> None:
     (package / "orders.py").write_text(TEAM_MODULE)
     app_lines = (package / "app.py").read_text().splitlines(keepends=True)
     platform_import = next(
-        line for line in app_lines if line.startswith("from .platform.application import ")
+        line for line in app_lines if line.startswith("from .platform.wiring import ")
     )
     replace_once(
         package / "app.py",
