@@ -39,6 +39,7 @@ PLATFORM_TESTS = (
     "__init__",
     "fixtures",
     "processes",
+    "test_auth",
     "test_errors",
     "test_health",
     "test_middleware",

@@ -512,7 +512,16 @@ def dependencies_markdown(root: Path) -> str:
 def prose_with_code(text: str) -> str:
     """Prose whose `backticked` spans stay code."""
     parts = " ".join(text.split()).split("`")
-    return "".join(code(part) if index % 2 else prose(part) for index, part in enumerate(parts))
+    return "".join(
+        code(part) if index % 2 else prose_keeping_spaces(part) for index, part in enumerate(parts)
+    )
+
+
+def prose_keeping_spaces(text: str) -> str:
+    """`prose(text)` with the spaces that joined it to code around it."""
+    leading = " " if text.startswith(" ") else ""
+    trailing = " " if text.endswith(" ") and text.strip() else ""
+    return f"{leading}{prose(text)}{trailing}"
 
 
 def ownership_markdown(root: Path) -> str:
