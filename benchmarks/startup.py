@@ -1,7 +1,7 @@
 """Start-up: import time, and time from process start to the first /readyz 200.
 
-The import is what `serve` imports (`<package>.__main__`: the app, uvicorn,
-the CLI), timed inside the interpreter; the bare app imports FastAPI and
+The import is what `serve` imports (`<package>.platform.commands.serve`: the
+app, uvicorn, the CLI), timed inside the interpreter; the bare app imports FastAPI and
 uvicorn. `python -c pass` is the interpreter's own start and exit.
 
 Renders the default variant and the full one (PostgreSQL, JWT, the example
@@ -139,7 +139,7 @@ def subjects(default: Service, full: Service, database_url: str) -> list[Subject
             default.python,
             default.root,
             production_env(),
-            f"import {PACKAGE}.__main__",
+            f"import {PACKAGE}.platform.commands.serve",
             ["-m", PACKAGE, "serve"],
         ),
         Subject(
@@ -147,7 +147,7 @@ def subjects(default: Service, full: Service, database_url: str) -> list[Subject
             full.python,
             full.root,
             full_env,
-            f"import {PACKAGE}.__main__",
+            f"import {PACKAGE}.platform.commands.serve",
             ["-m", PACKAGE, "serve"],
         ),
     ]

@@ -20,6 +20,9 @@ PLATFORM_MODULES = (
     "__init__",
     "application",
     "auth",
+    "cli",
+    "commands/__init__",
+    "commands/serve",
     "errors",
     "health",
     "logging",
@@ -28,11 +31,15 @@ PLATFORM_MODULES = (
     "server",
     "settings",
     "telemetry",
+    "wiring",
 )
-SERVICE_TESTS = (
+# The team's tests; the platform's tests and their fixtures are in tests/platform/.
+SERVICE_TESTS = ("__init__", "conftest")
+PLATFORM_TESTS = (
     "__init__",
-    "conftest",
+    "fixtures",
     "processes",
+    "test_auth",
     "test_errors",
     "test_health",
     "test_middleware",
@@ -51,7 +58,7 @@ JOBS_MODULES = (
     "service",
 )
 # With a broker, the platform publishes and consumes events.
-BROKER_PLATFORM_MODULES = ("broker", "events", "messaging")
+BROKER_PLATFORM_MODULES = ("broker", "events", "messaging", "worker", "commands/events")
 BROKER_TESTS = ("broker_support", "test_events", "test_messaging")
 KUBERNETES_MANIFESTS = (
     "configmap.yaml",
@@ -82,6 +89,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{package}/settings.py",
         *(f"{package}/platform/{module}.py" for module in PLATFORM_MODULES),
         *(f"tests/{module}.py" for module in SERVICE_TESTS),
+        *(f"tests/platform/{module}.py" for module in PLATFORM_TESTS),
     }
     if answers["database"] != "none":
         files |= {
@@ -93,10 +101,11 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{package}/platform/alembic/env.py",
             f"{package}/platform/alembic/script.py.mako",
             f"{package}/platform/alembic/versions/README.md",
+            f"{package}/platform/commands/migrate.py",
             f"{package}/migrations/__init__.py",
             f"{package}/migrations/versions/README.md",
-            "tests/database.py",
-            "tests/test_database.py",
+            "tests/platform/database.py",
+            "tests/platform/test_database.py",
         }
     if answers["example_feature"]:
         files |= {
@@ -110,10 +119,14 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files |= {
             f"{package}/platform/{answers['auth']}_auth.py",
             f"{package}/platform/ratelimit.py",
-            "tests/credentials.py",
-            f"tests/test_auth_{answers['auth']}.py",
-            "tests/test_rate_limit.py",
+            "tests/platform/credentials.py",
+            f"tests/platform/test_auth_{answers['auth']}.py",
+            "tests/platform/test_rate_limit.py",
         }
+        if answers["auth"] == "jwt":
+            files.add(f"{package}/platform/commands/token.py")
+        if answers["auth"] == "api_key":
+            files.add(f"{package}/platform/commands/api_key.py")
         if answers["auth"] in ("jwt", "oidc"):
             files.add(f"{package}/platform/bearer.py")
         if answers["example_feature"]:
@@ -129,21 +142,26 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files |= {
             f"{package}/events.py",
             *(f"{package}/platform/{module}.py" for module in BROKER_PLATFORM_MODULES),
-            *(f"tests/{module}.py" for module in BROKER_TESTS),
+            *(f"tests/platform/{module}.py" for module in BROKER_TESTS),
         }
+        if answers["broker"] in ("redis", "nats"):
+            files.add(f"{package}/platform/commands/replay.py")
         if answers["worker"]:
             files.add(f"{package}/worker.py")
         if answers["database"] != "none":
             files |= {
                 f"{package}/platform/outbox.py",
                 f"{package}/platform/alembic/versions/platform_0001_create_outbox.py",
-                "tests/test_outbox.py",
+                f"{package}/platform/commands/relay.py",
+                "tests/platform/test_outbox.py",
             }
         if answers["example_feature"] and answers["worker"]:
             files.add("tests/test_jobs_events.py")
     if answers["database"] == "postgresql" or answers["broker"] != "none":
         # Stands in for a server that goes away and comes back.
-        files.add("tests/forwarder.py")
+        files.add("tests/platform/forwarder.py")
+    if answers["worker"]:
+        files.add(f"{package}/platform/commands/worker.py")
     if answers["worker"] and answers["broker"] == "none":
         files.add("tests/test_jobs_worker.py")
     if answers["ci"] == "github":

@@ -4,6 +4,7 @@ A page asks for generated content with a marker comment on a line of its own:
 
     <!-- generated: questions -->      the questions in copier.yml
     <!-- generated: dependencies -->   the pinned versions in extensions/dependencies.toml
+    <!-- generated: ownership -->      who owns each file, from extensions/ownership.toml
 
 Both are built from the template's own files: copier.yml is read, and its
 defaults, `when` conditions and validators are rendered with the Jinja
@@ -508,9 +509,51 @@ def dependencies_markdown(root: Path) -> str:
     return "\n\n".join(sections) + "\n"
 
 
+def prose_with_code(text: str) -> str:
+    """Prose whose `backticked` spans stay code."""
+    parts = " ".join(text.split()).split("`")
+    return "".join(
+        code(part) if index % 2 else prose_keeping_spaces(part) for index, part in enumerate(parts)
+    )
+
+
+def prose_keeping_spaces(text: str) -> str:
+    """`prose(text)` with the spaces that joined it to code around it."""
+    leading = " " if text.startswith(" ") else ""
+    trailing = " " if text.endswith(" ") and text.strip() else ""
+    return f"{leading}{prose(text)}{trailing}"
+
+
+def ownership_markdown(root: Path) -> str:
+    ownership = load_module(root / "extensions" / "ownership.py").load_ownership(
+        root / "extensions" / "ownership.toml"
+    )
+    sections = []
+    for owner, title in (("team", "Team-owned"), ("platform", "Platform-owned")):
+        paths = "\n".join(f"- {code(path)}" for path in ownership.patterns[owner])
+        sections.append(
+            f"## {title}\n\n{prose_with_code(ownership.descriptions[owner])}\n\n{paths}"
+        )
+    team_sections = table(
+        ["File", "The team's from the line starting with"],
+        ([code(section.path), code(section.heading)] for section in ownership.team_sections),
+    )
+    sections.append(f"## Team sections of platform files\n\n{team_sections}")
+    exceptions = table(
+        ["Team file", "Changes with", "Why"],
+        (
+            [code(exception.path), code(exception.answer), prose_with_code(exception.reason)]
+            for exception in ownership.exceptions
+        ),
+    )
+    sections.append(f"## Team files that change with an answer\n\n{exceptions}")
+    return "\n\n".join(sections) + "\n"
+
+
 GENERATORS: dict[str, Callable[[Path], str]] = {
     "questions": questions_markdown,
     "dependencies": dependencies_markdown,
+    "ownership": ownership_markdown,
 }
 
 

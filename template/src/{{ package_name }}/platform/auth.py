@@ -1,29 +1,19 @@
 """Who is calling: the principal every request acts for.
-{% if auth == 'none' %}
-
-With no authentication configured the service sits behind a trusted gateway
-and every request acts for one fixed principal; data is still scoped by
-`principal.subject`, so turning authentication on changes no query.
-{% else %}
 
 The service verifies credentials; it runs no login. The authenticator that
-`app.py` registers as `app.state.authenticator` turns the credential a request
-carries into a `Principal`. A route that needs a caller depends on
-`PrincipalDep` (401 without a valid credential); one that needs roles depends
-on `require_roles(...)` as well (403 without them):
+`platform/wiring.py` registers as `app.state.authenticator` turns the
+credential a request carries into a `Principal`. A route that needs a caller
+depends on `PrincipalDep` (401 without a valid credential); one that needs
+roles depends on `require_roles(...)` as well (403 without them):
 
     @router.delete("/{order_id}", dependencies=[Depends(require_roles("admin"))])
 
-Data is scoped by `principal.subject`.
-{% endif %}
+Data is scoped by `principal.subject`. Without authentication the service sits
+behind a trusted gateway and `AnonymousAuthenticator` makes every request act
+for `ANONYMOUS`, who holds no roles: `require_roles("admin")` then answers 403,
+and turning authentication on later changes no route and no query.
 """
 
-{% if auth == 'none' %}
-from dataclasses import dataclass, field
-from typing import Annotated
-
-from fastapi import Depends
-{% else %}
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol
@@ -34,7 +24,6 @@ from .errors import ServiceError
 from .logging import get_logger
 
 logger = get_logger(__name__)
-{% endif %}
 
 
 @dataclass(frozen=True)
@@ -44,12 +33,6 @@ class Principal:
 
 
 ANONYMOUS = Principal(subject="anonymous")
-{% if auth == 'none' %}
-
-
-async def current_principal() -> Principal:
-    return ANONYMOUS
-{% else %}
 
 
 class InvalidCredentialError(Exception):
@@ -69,6 +52,16 @@ class Authenticator(Protocol):
         Raises `InvalidCredentialError` for a credential that is present but not valid.
         """
         ...
+
+
+class AnonymousAuthenticator:
+    """Every request acts for `ANONYMOUS`: the service sits behind a trusted gateway."""
+
+    def challenge(self, *, invalid: bool) -> str:
+        return "None"
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        return ANONYMOUS
 
 
 async def authenticate(request: Request) -> Principal | None:
@@ -99,11 +92,9 @@ async def current_principal(request: Request, principal: OptionalPrincipalDep) -
             headers={"WWW-Authenticate": authenticator.challenge(invalid=False)},
         )
     return principal
-{% endif %}
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
-{% if auth != 'none' %}
 
 
 def require_roles(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
@@ -122,4 +113,3 @@ def require_roles(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     return check_roles
-{% endif %}

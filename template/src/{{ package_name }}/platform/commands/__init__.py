@@ -1,0 +1,1 @@
+"""The service's commands, one module per concern; `cli.main` imports every module here."""

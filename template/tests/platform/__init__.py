@@ -1,0 +1,1 @@
+"""The platform's tests and their helpers: owned by the template, changed by `copier update`."""
