@@ -6,6 +6,7 @@ removes such a file declares it in copier.yml `_migrations`; Copier runs
 this script for that entry after its own merge, in the service:
 
     moves.py FROM [TO]
+    moves.py FROM TO [FROM TO ...]      (TO '-': removed)
 
 The team's copy of FROM is still in Git (Copier updates only a clean
 checkout), and the old release's own rendering of it is rendered again from
@@ -152,10 +153,18 @@ def merge_into(destination: str, source: str, team_copy: Path, base_copy: Path) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", help="the path the older release rendered")
-    parser.add_argument("destination", nargs="?", help="its new path; none for a removal")
-    arguments = parser.parse_args(argv)
-    carry(arguments.source, arguments.destination)
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="FROM [TO]",
+        help="an old path alone (removed), or pairs of old and new paths; '-' as TO: removed",
+    )
+    paths: list[str] = parser.parse_args(argv).paths
+    if len(paths) > 1 and len(paths) % 2:
+        parser.error("give FROM alone, or FROM TO pairs")
+    pairs = zip(paths[::2], paths[1::2], strict=True) if len(paths) > 1 else [(paths[0], "-")]
+    for source, destination in pairs:
+        carry(source, None if destination == "-" else destination)
     # The update itself succeeded; a conflict is reported, for the person to resolve.
     return 0
 

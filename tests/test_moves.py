@@ -328,8 +328,8 @@ def declared_paths(release: Release, answers: Mapping[str, Any]) -> set[str]:
         scripts = [i for i, part in enumerate(command) if str(part).endswith(MOVES_SCRIPT)]
         if not scripts or Version(str(entry.get("version", "0"))) <= Version(release.version):
             continue
-        source = command[scripts[0] + 1]
-        declared.add(env.from_string(source).render(answers))
+        sources = command[scripts[0] + 1 :: 2]
+        declared.update(env.from_string(source).render(answers) for source in sources)
     return declared
 
 
