@@ -52,14 +52,15 @@ def store() -> Path:
     return git_path("template-moves")
 
 
-def old_release_rendering(answers_text: str) -> Path:
-    """The old release rendered with the old answers (which name it), rendered once."""
+def rendering(answers_text: str) -> Path:
+    """The release an answers file names, rendered with its answers; once per update.
+
+    The update report removes these renderings when the update is over.
+    """
     key = hashlib.sha256(answers_text.encode()).hexdigest()[:16]
     target = store() / f"release-{key}"
     if target.is_dir():
         return target
-    for stale in store().glob("release-*"):
-        shutil.rmtree(stale)
     answers: dict[str, Any] = yaml.safe_load(answers_text)
     data = {name: value for name, value in answers.items() if not name.startswith("_")}
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,7 @@ def carry(source: str, destination: str | None) -> bool:
     old_answers = committed(ANSWERS_FILE)
     if team is None or old_answers is None:
         return False  # This service never had the file, or the team removed it.
-    base = old_release_rendering(old_answers.decode()) / source
+    base = rendering(old_answers.decode()) / source
     if not base.is_file() or base.read_bytes() == team:
         return False  # Not the old release's file, or not edited: the new file stands.
     # With --conflict=rej Copier leaves the team's rejected diff beside the old path.

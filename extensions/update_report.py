@@ -10,8 +10,11 @@ person to resolve, and the report says so loudly.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+
+from moves import store
 
 CONFLICT_MARKERS = r"^(<<<<<<<|>>>>>>>)( |$)"
 
@@ -62,6 +65,8 @@ def report() -> str:
 
 def main() -> int:
     print(report(), flush=True)
+    # The releases the migrations rendered to compare with are not needed any more.
+    shutil.rmtree(store(), ignore_errors=True)
     return 0
 
 

@@ -264,8 +264,7 @@ def make_team_edits(root: Path) -> Edited:
         add_import(events, "from .features.orders.events import OrderPlaced")
         if edited.handler:
             worker = service.package / "worker.py"
-            with worker.open("a") as file:
-                file.write(f"{HANDLER_REGISTRATION}\n")
+            register_handler(worker)
             add_import(worker, "from .features.orders.events import OrderPlaced")
             add_import(worker, "from .features.orders.handlers import handle_order_placed")
 
@@ -283,6 +282,19 @@ def make_team_edits(root: Path) -> Edited:
     git(service.root, "add", "-A")
     commit(service.root, "The team's own work")
     return edited
+
+
+def register_handler(worker: Path) -> None:
+    """Register the handler where the service's release says to."""
+    text = worker.read_text()
+    if "def register(worker: Worker)" in text:
+        worker.write_text(f"{text}{HANDLER_REGISTRATION}\n")
+        return
+    # Before 0.4.0 the worker built its consumer itself: a handler went after it.
+    built = text.index("    consumer = Consumer(")
+    end = text.index("\n    )\n", built) + len("\n    )\n")
+    registration = HANDLER_REGISTRATION.replace("worker.on(", "consumer.on(")
+    worker.write_text(f"{text[:end]}{registration}\n{text[end:]}")
 
 
 def assert_team_edits_kept(root: Path, edited: Edited | None = None) -> None:
