@@ -46,9 +46,13 @@ class CannotReapply(Exception):
 
 @dataclass
 class TeamChange:
-    """What the team added to a file: blocks of lines (each before an anchor) and list items."""
+    """What the team added to a file: blocks of lines and list items.
 
-    blocks: list[tuple[str | None, list[str]]] = field(default_factory=list)
+    Each block is kept with where it went in the old release's file.
+    """
+
+    old: list[str]
+    blocks: list[tuple[int, list[str]]] = field(default_factory=list)
     list_items: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -86,14 +90,13 @@ def list_items(line: str) -> tuple[str, list[str]] | None:
 
 
 def team_change(old: list[str], team: list[str]) -> TeamChange:
-    change = TeamChange()
+    change = TeamChange(old)
     matcher = difflib.SequenceMatcher(None, old, team, autojunk=False)
     for operation, old_start, old_end, team_start, team_end in matcher.get_opcodes():
         if operation == "equal":
             continue
         if operation == "insert":
-            anchor = old[old_start] if old_start < len(old) else None
-            change.blocks.append((anchor, team[team_start:team_end]))
+            change.blocks.append((old_start, team[team_start:team_end]))
             continue
         if operation == "replace" and old_end - old_start == 1 and team_end - team_start == 1:
             before, after = list_items(old[old_start]), list_items(team[team_start])
@@ -137,24 +140,42 @@ def extension_point(lines: list[str]) -> int:
     return index
 
 
+def placement(new: list[str], old: list[str], at: int) -> int:
+    """Where lines the team put at `old[at]` go in the new file.
+
+    Before the nearest line that is not blank they preceded, else after the
+    one they followed (with as many blank lines between as there were), else
+    at the end if that is where they were, else at the file's extension point.
+    """
+    after = next((i for i in range(at, len(old)) if old[i].strip()), None)
+    if after is not None and old[after] in new:
+        position = new.index(old[after])
+        while after > at and position > 0 and not new[position - 1].strip():
+            after, position = after - 1, position - 1
+        return position
+    before = next((i for i in range(at - 1, -1, -1) if old[i].strip()), None)
+    if before is not None and old[before] in new:
+        position = new.index(old[before]) + 1
+        while before + 1 < at and position < len(new) and not new[position].strip():
+            before, position = before + 1, position + 1
+        return position
+    if after is None:
+        return len(new)
+    return extension_point(new)
+
+
 def reapply(change: TeamChange, new: list[str], python: bool, renames: dict[str, str]) -> list[str]:
     result = list(new)
-    for anchor, block in change.blocks:
+    for at, block in change.blocks:
         if python:
             for line in (line for line in block if is_import(line)):
                 add_import(result, line)
             block = [line for line in block if not is_import(line)]
         for old_name, new_name in renames.items():
             block = [line.replace(old_name, new_name) for line in block]
-        if not block:
-            continue
-        if anchor is None:
-            position = len(result)
-        elif anchor in result and anchor.strip():
-            position = result.index(anchor)
-        else:
-            position = extension_point(result)
-        result[position:position] = block
+        if block:
+            position = placement(result, change.old, at)
+            result[position:position] = block
     for name, added in change.list_items.items():
         widen_list(result, name, added)
     return result
@@ -163,9 +184,9 @@ def reapply(change: TeamChange, new: list[str], python: bool, renames: dict[str,
 def widen_list(lines: list[str], name: str, added: list[str]) -> None:
     """Add `added` to the one-line list assigned to `name`, keeping it sorted."""
     for index, line in enumerate(lines):
-        assigned = list_items(line)
-        if assigned is not None and assigned[0] == name:
-            items = sorted({*assigned[1], *added})
+        found = list_items(line)
+        if found is not None and found[0] == name:
+            items = sorted({*found[1], *added})
             lines[index] = line[: line.index("[")] + "[" + ", ".join(f'"{i}"' for i in items) + "]"
             return
     raise CannotReapply(f"the new file has no `{name}` list")
