@@ -143,10 +143,13 @@ def extension_point(lines: list[str]) -> int:
 def placement(new: list[str], old: list[str], at: int) -> int:
     """Where lines the team put at `old[at]` go in the new file.
 
-    Before the nearest line that is not blank they preceded, else after the
-    one they followed (with as many blank lines between as there were), else
-    at the end if that is where they were, else at the file's extension point.
+    At the end if that is where they were (a team section ends the file);
+    else before the nearest line that is not blank they preceded, or after
+    the one they followed (with as many blank lines between as there were);
+    else at the file's extension point.
     """
+    if at == len(old):
+        return len(new)
     after = next((i for i in range(at, len(old)) if old[i].strip()), None)
     if after is not None and old[after] in new:
         position = new.index(old[after])
@@ -159,7 +162,7 @@ def placement(new: list[str], old: list[str], at: int) -> int:
         while before + 1 < at and position < len(new) and not new[position].strip():
             before, position = before + 1, position + 1
         return position
-    if after is None:
+    if after is None:  # only blank lines followed
         return len(new)
     return extension_point(new)
 
@@ -192,8 +195,28 @@ def widen_list(lines: list[str], name: str, added: list[str]) -> None:
     raise CannotReapply(f"the new file has no `{name}` list")
 
 
-def resolve(path: str, old_release: Path, new_release: Path, renames: dict[str, str]) -> bool:
-    """Rebuild `path` from the new release and the team's additions; whether it could."""
+def tail_moved(path: str) -> bool:
+    """Whether the merge left what ended `path` before the update somewhere other than its end.
+
+    A team's lines at the end of a file with a team section belong after the
+    section's heading; Git places them after the lines they followed.
+    """
+    before, now = committed(path), Path(path)
+    if before is None or not now.is_file():
+        return False
+    last = before.decode().rstrip().splitlines()[-1:]
+    lines = now.read_text().rstrip().splitlines()
+    return bool(last) and last[0] in lines and lines[-1] != last[0]
+
+
+def resolve(
+    path: str, old_release: Path, new_release: Path, renames: dict[str, str], merged: bool
+) -> bool:
+    """Rebuild `path` from the new release and the team's additions; whether it did.
+
+    A file Copier `merged` without a conflict is rebuilt only when the team's
+    change is lines appended at its end.
+    """
     team_bytes = committed(path)
     old_file, new_file = old_release / path, new_release / path
     if team_bytes is None or not old_file.is_file() or not new_file.is_file():
@@ -202,6 +225,9 @@ def resolve(path: str, old_release: Path, new_release: Path, renames: dict[str, 
     team = team_bytes.decode().splitlines()
     try:
         change = team_change(old, team)
+        appended = [at for at, _ in change.blocks] == [len(old)] and not change.list_items
+        if merged and not appended:
+            return False
         lines = reapply(change, new_file.read_text().splitlines(), path.endswith(".py"), renames)
     except CannotReapply as reason:
         print(f"template-edits: {path}: left for you to merge: {reason}")
@@ -221,14 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     renames = dict(rename.split("=", 1) for rename in arguments.rename)
     answers = yaml.safe_load(Path(ANSWERS_FILE).read_text())
-    paths = sorted(path for path in needing_a_person() if team_owned(path, answers["package_name"]))
+    package = answers["package_name"]
+    conflicted = {path for path in needing_a_person() if team_owned(path, package)}
+    sections = {section.path for section in load_ownership().team_sections}
+    misplaced = {path for path in sections - conflicted if tail_moved(path)}
     old_answers = committed(ANSWERS_FILE)
-    if not paths or old_answers is None:
+    if not (conflicted or misplaced) or old_answers is None:
         return 0
     old_release = rendering(old_answers.decode())
     new_release = rendering(Path(ANSWERS_FILE).read_text())
-    for path in paths:
-        resolve(path, old_release, new_release, renames)
+    for path in sorted(conflicted | misplaced):
+        resolve(path, old_release, new_release, renames, merged=path in misplaced)
     # The update succeeded; what is left is in the update report.
     return 0
 
