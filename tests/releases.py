@@ -19,6 +19,8 @@ import yaml
 from matrix import TEMPLATE_ROOT, Variant
 
 RELEASES_FILE = TEMPLATE_ROOT / "releases.toml"
+# What a service is rendered from: a change here is a change of the template.
+TEMPLATE_PATHS = ("copier.yml", "template", "extensions")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,24 @@ class Release:
 def releases() -> tuple[Release, ...]:
     with RELEASES_FILE.open("rb") as file:
         return tuple(Release(**entry) for entry in tomllib.load(file)["release"])
+
+
+@cache
+def latest_changed_release() -> Release:
+    """The newest release whose template differs from this working tree's.
+
+    Once the working tree is cut as a release, updating from that release
+    changes nothing; the update worth checking in full is from the one before.
+    """
+    for release in reversed(releases()):
+        unchanged = subprocess.run(
+            ["git", "diff", "--quiet", release.commit, "--", *TEMPLATE_PATHS],
+            cwd=TEMPLATE_ROOT,
+            check=False,
+        )
+        if unchanged.returncode:
+            return release
+    return releases()[-1]
 
 
 def git(repository: Path, *arguments: str) -> str:
