@@ -9,34 +9,21 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tomllib
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 from matrix import TEMPLATE_ROOT, Variant
+from release import Release, recorded_releases
 
-RELEASES_FILE = TEMPLATE_ROOT / "releases.toml"
 # What a service is rendered from: a change here is a change of the template.
 TEMPLATE_PATHS = ("copier.yml", "template", "extensions")
 
 
-@dataclass(frozen=True)
-class Release:
-    version: str
-    commit: str
-
-    @property
-    def tag(self) -> str:
-        return f"v{self.version}"
-
-
 @cache
 def releases() -> tuple[Release, ...]:
-    with RELEASES_FILE.open("rb") as file:
-        return tuple(Release(**entry) for entry in tomllib.load(file)["release"])
+    return tuple(recorded_releases(TEMPLATE_ROOT))
 
 
 @cache
