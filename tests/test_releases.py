@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,13 @@ from matrix import TEMPLATE_ROOT
 from releases import commit, git, releases
 
 RELEASE_SCRIPT = TEMPLATE_ROOT / "scripts" / "release.py"
+# Who the release commit is by, whatever Git identity the machine has.
+COMMITTER = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+}
 
 
 def release(repository: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -18,6 +26,7 @@ def release(repository: Path, *arguments: str) -> subprocess.CompletedProcess[st
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, **COMMITTER},
     )
 
 
