@@ -8,8 +8,12 @@ message that says what is allowed. Copier shows the message and asks again
 from __future__ import annotations
 
 import keyword
+import pkgutil
 import re
 import sys
+import sysconfig
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
@@ -85,6 +89,20 @@ def team_error(value: Any) -> str:
     return ""
 
 
+@cache
+def standard_library_modules() -> frozenset[str]:
+    """Every top-level module the standard library installs.
+
+    `sys.stdlib_module_names` leaves some out (`test`, for one, which
+    `python -m test` would then run instead of the service), so the
+    standard library's own folders are listed too.
+    """
+    folders = {Path(sysconfig.get_path(name)) for name in ("stdlib", "platstdlib")}
+    folders |= {folder / "lib-dynload" for folder in folders}
+    installed = {module.name for module in pkgutil.iter_modules(sorted(map(str, folders)))}
+    return frozenset({*sys.stdlib_module_names, *sys.builtin_module_names, *installed})
+
+
 def package_name_error(value: Any) -> str:
     name = str(value)
     if not PACKAGE_NAME.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
@@ -94,7 +112,7 @@ def package_name_error(value: Any) -> str:
         )
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         return f"'{name}' is a Python keyword; choose another package name."
-    if name in sys.stdlib_module_names:
+    if name in standard_library_modules():
         return f"'{name}' is a standard-library module; choose a name that does not shadow it."
     if name in RESERVED_PACKAGE_NAMES:
         return f"'{name}' would shadow a module the service imports; choose another package name."

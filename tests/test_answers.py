@@ -83,6 +83,15 @@ def test_a_service_name_that_derives_a_stdlib_package_name_is_refused(tmp_path: 
     assert "'json' is a standard-library module" in message
 
 
+def test_a_standard_library_module_missing_from_stdlib_module_names_is_refused(
+    tmp_path: Path,
+) -> None:
+    # `python -m test serve` would run CPython's own test suite.
+    assert "test" not in sys.stdlib_module_names
+    message = refusal(tmp_path, service_name="test")
+    assert "'test' is a standard-library module" in message
+
+
 @pytest.mark.parametrize("port", [1024, 8000, 65535])
 def test_http_port_accepted(port: int, tmp_path: Path) -> None:
     render(tmp_path / "service", http_port=port)
