@@ -26,7 +26,6 @@ import argparse
 import ast
 import difflib
 import re
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,8 @@ from pathlib import Path
 import yaml
 from moves import ANSWERS_FILE, committed, rendering
 from ownership import load_ownership
+from update_report import files_with_conflict_markers, git, rejected_hunks, unmerged_paths
 
-CONFLICT_MARKERS = r"^(<<<<<<<|>>>>>>>)( |$)"
 LIST_ASSIGNMENT = re.compile(r"^(?P<name>\w+)(?P<annotation>: [^=]+)? = \[(?P<items>.*)\]$")
 EXTENSION_POINT = re.compile(r"^\s*#.*\bhere\b")
 
@@ -56,16 +55,9 @@ class TeamChange:
     list_items: dict[str, list[str]] = field(default_factory=dict)
 
 
-def git(*arguments: str) -> list[str]:
-    completed = subprocess.run(["git", *arguments], capture_output=True, text=True, check=False)
-    return [line for line in completed.stdout.splitlines() if line]
-
-
 def needing_a_person() -> set[str]:
-    conflicted = git("grep", "--untracked", "-l", "-I", "-E", CONFLICT_MARKERS)
-    unmerged = git("diff", "--name-only", "--diff-filter=U")
-    rejected = [path.removesuffix(".rej") for path in git("ls-files", "--others", "--", "*.rej")]
-    return {*conflicted, *unmerged, *rejected}
+    rejected = [path.removesuffix(".rej") for path in rejected_hunks()]
+    return {*files_with_conflict_markers(), *unmerged_paths(), *rejected}
 
 
 def team_owned(path: str, package: str) -> bool:

@@ -137,7 +137,7 @@ class Service:
 
     @property
     def package(self) -> Path:
-        return self.root / "src" / self.answers["package_name"]
+        return self.root / "src" / str(self.answers["package_name"])
 
     @property
     def feature(self) -> Path:
@@ -145,11 +145,11 @@ class Service:
 
     @property
     def has_database(self) -> bool:
-        return self.answers["database"] != "none"
+        return bool(self.answers["database"] != "none")
 
     @property
     def has_broker(self) -> bool:
-        return self.answers["broker"] != "none"
+        return bool(self.answers["broker"] != "none")
 
     @property
     def has_worker(self) -> bool:

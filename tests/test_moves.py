@@ -30,8 +30,8 @@ from matrix import (
 )
 from matrix import render as render_template
 from packaging.version import Version
+from release import Release
 from releases import (
-    Release,
     build_template_repository,
     commit,
     git,
@@ -40,13 +40,13 @@ from releases import (
     working_tree_files,
 )
 from suite import run_service_checks, service_environment
+from team import replace_once
 from test_updates import (
     PLATFORM_PATCH,
     assert_merged_cleanly,
     package_of,
     release_next_version,
     render,
-    replace_once,
 )
 
 COPIER = str(Path(sys.executable).parent / "copier")
@@ -322,7 +322,7 @@ def answers_of(variant: Variant) -> dict[str, Any]:
 def declared_paths(release: Release, answers: Mapping[str, Any]) -> set[str]:
     """The old paths that copier.yml declares moved or removed after the release."""
     env = Environment(undefined=StrictUndefined, autoescape=False)
-    declared = set()
+    declared: set[str] = set()
     for entry in yaml.safe_load(COPIER_YML.read_text()).get("_migrations", []):
         command = entry.get("command", []) if isinstance(entry, dict) else []
         scripts = [i for i, part in enumerate(command) if str(part).endswith(MOVES_SCRIPT)]

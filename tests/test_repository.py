@@ -1,4 +1,4 @@
-"""The template repository's own checks: its docs build strictly and its code is lint clean."""
+"""The template repository's own checks: docs build strictly, code is lint clean and typed."""
 
 from __future__ import annotations
 
@@ -29,3 +29,9 @@ def test_repository_code_is_lint_and_format_clean() -> None:
     for command in (("check", "."), ("format", "--check", ".")):
         result = run(str(BIN / "ruff"), *command)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_repository_code_passes_strict_type_checking() -> None:
+    # pyproject.toml names the files and sets strict mode, as for a rendered service.
+    result = run(str(BIN / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr

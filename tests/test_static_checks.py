@@ -232,7 +232,9 @@ def broker_of(project: Path) -> str | None:
 
 def default_broker_url(project: Path) -> SplitResult:
     """BROKER_URL as the settings default it: where the tests look for the broker."""
-    return urlsplit(literal_default(settings_fields(project)["broker_url"]))
+    default = literal_default(settings_fields(project)["broker_url"])
+    assert isinstance(default, str)
+    return urlsplit(default)
 
 
 def worker_grace_seconds(project: Path) -> float:
@@ -518,7 +520,7 @@ def test_github_workflows_match_their_schemas(github_project: Path) -> None:
 
 def test_a_scheduled_job_reports_template_drift(github_project: Path, gitlab_project: Path) -> None:
     github = load_yaml(github_project / ".github" / "workflows" / "template-update.yml")
-    assert "schedule" in github[True]  # YAML reads the bare key `on` as true
+    assert "schedule" in github[True]  # type: ignore[index]  # YAML reads the bare key `on` as true
     github_runs = [
         step["run"] for job in github["jobs"].values() for step in job["steps"] if "run" in step
     ]
@@ -574,7 +576,8 @@ def test_gitlab_pipeline_runs_every_check(gitlab_project: Path) -> None:
 
 
 def github_test_job(github_project: Path) -> dict[str, Any]:
-    jobs = load_yaml(github_project / ".github" / "workflows" / "ci.yml")["jobs"]
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    jobs: dict[str, dict[str, Any]] = workflow["jobs"]
     (test_job,) = [
         job
         for job in jobs.values()

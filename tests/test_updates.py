@@ -22,8 +22,8 @@ import pytest
 import yaml
 from matrix import Variant, all_variants, covering, covering_variants, update
 from matrix import render as render_template
+from release import Release
 from releases import (
-    Release,
     build_template_repository,
     commit,
     git,
@@ -65,7 +65,7 @@ def render(template: Path, service: Path, data: dict[str, Any], ref: str) -> Non
 
 def package_of(service: Path) -> Path:
     answers = yaml.safe_load((service / ".copier-answers.yml").read_text())
-    return service / "src" / answers["package_name"]
+    return service / "src" / str(answers["package_name"])
 
 
 def assert_merged_cleanly(service: Path) -> None:
