@@ -45,6 +45,7 @@ PLATFORM_TESTS = (
     "test_middleware",
     "test_server",
     "test_settings",
+    "test_slow_clients",
     "test_telemetry",
 )
 JOBS_MODULES = (

@@ -13,7 +13,12 @@ from .errors import install_error_handlers
 from .health import ReadinessChecks, health_router
 from .logging import configure_logging, get_logger
 from .metrics import HttpMetrics
-from .middleware import BodySizeLimitMiddleware, RequestMiddleware, SecurityHeadersMiddleware
+from .middleware import (
+    BodySizeLimitMiddleware,
+    BodyTimeoutMiddleware,
+    RequestMiddleware,
+    SecurityHeadersMiddleware,
+)
 from .settings import PlatformSettings
 from .telemetry import build_tracer_provider, fastapi_telemetry
 
@@ -89,6 +94,7 @@ def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) ->
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_seconds=settings.request_body_timeout_seconds)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts_enabled)
     return app

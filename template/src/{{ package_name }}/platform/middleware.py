@@ -5,6 +5,7 @@ request/response base class for middleware would cost a task and a memory
 stream on every request.
 """
 
+import asyncio
 import re
 from os import urandom
 from time import perf_counter
@@ -218,3 +219,74 @@ class BodySizeLimitMiddleware:
         error = RequestBodyTooLarge(self.max_body_bytes)
         response = error_response(413, status_code_name(413), str(error.detail))
         await response(scope, receive, send)
+
+
+class RequestBodyTimedOut(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"The request body was not received within {seconds:g} seconds.")
+
+
+def declares_body(scope: Scope) -> bool:
+    """Whether the request has a body: HTTP/1 frames one only by Content-Length or chunks."""
+    if not str(scope.get("http_version", "1.1")).startswith("1"):
+        return True
+    return any(
+        name == b"transfer-encoding" or (name == b"content-length" and value != b"0")
+        for name, value in scope["headers"]
+    )
+
+
+class BodyTimeoutMiddleware:
+    """Answer 408 when a request body has not arrived in full within a time limit.
+
+    One deadline covers the whole body, from when the headers are in, so a
+    client sending a byte at a time cannot stretch it. The error is an
+    HTTPException, so the app's handler renders the envelope when the route
+    was reading the body. A response that starts before the body has been
+    read in full closes the connection: the unread rest would otherwise keep
+    it open, and be read as the start of the next request.
+    """
+
+    CONNECTION_CLOSE = (b"connection", b"close")
+
+    def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
+        self.app = app
+        self.timeout_seconds = timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not declares_body(scope):
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.timeout_seconds
+        body_complete = False
+        response_started = False
+
+        async def receive_before_deadline() -> Message:
+            nonlocal body_complete
+            if body_complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestBodyTimedOut(self.timeout_seconds) from None
+            body_complete = message["type"] != "http.request" or not message.get("more_body")
+            return message
+
+        async def send_closing_on_unread_body(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                if not body_complete:
+                    message["headers"] = [*message.get("headers", ()), self.CONNECTION_CLOSE]
+            await send(message)
+
+        try:
+            await self.app(scope, receive_before_deadline, send_closing_on_unread_body)
+        except RequestBodyTimedOut as error:
+            if response_started:
+                raise
+            response = error_response(
+                408, status_code_name(408), str(error.detail), headers={"connection": "close"}
+            )
+            await response(scope, receive, send)
