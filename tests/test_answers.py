@@ -154,10 +154,14 @@ def test_a_database_offers_the_example_feature_and_worker_by_default(
     assert "worker: true" in answers
 
 
-def test_the_longest_names_still_lint_clean(tmp_path: Path) -> None:
-    """Names land in lines of code; the longest allowed must keep them within limits."""
-    name = "a" * 32
-    render(tmp_path / "service", service_name=name, database="postgresql")
+@pytest.mark.parametrize("auth", ["none", "api_key", "jwt", "oidc"])
+@pytest.mark.parametrize("name", ["q", "a" * 32], ids=["shortest", "longest"])
+def test_the_shortest_and_longest_names_still_lint_clean(
+    name: str, auth: str, tmp_path: Path
+) -> None:
+    """Names land in lines of code: the longest must stay within limits, and the
+    shortest must not let the formatter join lines written for a longer one."""
+    render(tmp_path / "service", service_name=name, database="postgresql", auth=auth)
     ruff = Path(sys.executable).parent / "ruff"
     for command in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
         result = subprocess.run(
