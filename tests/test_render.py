@@ -31,6 +31,7 @@ PLATFORM_MODULES = (
     "server",
     "settings",
     "telemetry",
+    "validation",
     "wiring",
 )
 # The team's tests; the platform's tests and their fixtures are in tests/platform/.
@@ -46,6 +47,7 @@ PLATFORM_TESTS = (
     "test_server",
     "test_settings",
     "test_telemetry",
+    "test_validation",
 )
 JOBS_MODULES = (
     "__init__",
@@ -106,6 +108,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{package}/migrations/versions/README.md",
             "tests/platform/database.py",
             "tests/platform/test_database.py",
+            "tests/platform/test_validation_database.py",
         }
     if answers["example_feature"]:
         files |= {
