@@ -117,6 +117,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{package}/migrations/versions/rev_0001_create_jobs.py",
             "tests/test_jobs_api.py",
             "tests/test_jobs_model.py",
+            "tests/test_jobs_roundtrip.py",
         }
     if answers["auth"] != "none":
         files |= {
