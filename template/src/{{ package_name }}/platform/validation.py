@@ -89,8 +89,8 @@ def storable_text(text: str) -> str:
     )
 
 
-def _pointer_token(key: str | int) -> str:
-    return str(key).replace("~", "~0").replace("/", "~1")
+def _pointer_token(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def check_storable_json(
