@@ -31,6 +31,7 @@ PLATFORM_MODULES = (
     "server",
     "settings",
     "telemetry",
+    "validation",
     "wiring",
 )
 # The team's tests; the platform's tests and their fixtures are in tests/platform/.
@@ -47,6 +48,7 @@ PLATFORM_TESTS = (
     "test_settings",
     "test_slow_clients",
     "test_telemetry",
+    "test_validation",
 )
 JOBS_MODULES = (
     "__init__",
@@ -107,6 +109,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{package}/migrations/versions/README.md",
             "tests/platform/database.py",
             "tests/platform/test_database.py",
+            "tests/platform/test_validation_database.py",
         }
     if answers["example_feature"]:
         files |= {
@@ -115,6 +118,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{package}/migrations/versions/rev_0001_create_jobs.py",
             "tests/test_jobs_api.py",
             "tests/test_jobs_model.py",
+            "tests/test_jobs_roundtrip.py",
         }
     if answers["auth"] != "none":
         files |= {

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...platform.db import Database, utc_now
 from ...platform.logging import get_logger
+from ...platform.validation import UnstorableValueError, check_storable_json, storable_text
 from ...settings import Settings
 from .handlers import HANDLERS, JobHandler
 from .models import Job, JobStatus
@@ -29,6 +30,14 @@ from .repository import JobRepository
 
 logger = get_logger(__name__)
 MAX_ERROR_LENGTH = 2000
+# A result is bounded more loosely than a payload: a handler may wrap its payload, as `echo` does.
+MAX_RESULT_DEPTH = 64
+MAX_RESULT_BYTES = 1_048_576
+
+
+class UnstorableResultError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the handler's result cannot be stored: {reason}")
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,15 @@ class JobRunner:
     async def _execute(self, handler: JobHandler | None, claim: Claim) -> dict[str, object]:
         if handler is None:
             raise LookupError(f"no handler for job kind {claim.kind!r}")
-        return await handler(dict(claim.payload))
+        result = await handler(dict(claim.payload))
+        # A result that could not be stored and read back fails the attempt, as an error would.
+        if not isinstance(result, dict):
+            raise UnstorableResultError(f"a {type(result).__name__}, not a JSON object")
+        try:
+            check_storable_json(result, max_depth=MAX_RESULT_DEPTH, max_bytes=MAX_RESULT_BYTES)
+        except UnstorableValueError as error:
+            raise UnstorableResultError(str(error)) from error
+        return result
 
     async def _heartbeat(self, claim: Claim) -> None:
         interval = self.policy.lease_seconds / 3
@@ -177,7 +194,7 @@ class JobRunner:
             return True
 
     async def _fail(self, claim: Claim, error: BaseException) -> None:
-        message = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+        message = storable_text(f"{type(error).__name__}: {error}")[:MAX_ERROR_LENGTH]
         async with self.database.sessions() as session:
             job = await JobRepository(session).lock_held(claim.job_id, self.worker_id)
             if job is None:

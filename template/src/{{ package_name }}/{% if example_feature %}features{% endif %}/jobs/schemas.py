@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ...platform.validation import StorableJsonObject, StorableText
 from .handlers import HANDLERS
 from .models import JobStatus
 
@@ -16,8 +17,15 @@ MAX_PAGE_SIZE = 100
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="Which handler runs the job.", examples=["echo"])
-    payload: dict[str, Any] = Field(default_factory=dict)
+    kind: StorableText = Field(description="Which handler runs the job.", examples=["echo"])
+    # Refused unless stored and read back unchanged: see platform/validation.py.
+    payload: StorableJsonObject = Field(
+        default_factory=dict,
+        description=(
+            "The handler's input: a JSON object without NUL characters or unpaired surrogates,"
+            " with numbers within +/-(2**53 - 1), at most 32 levels deep and 64 KiB."
+        ),
+    )
     max_attempts: int = Field(default=5, ge=1, le=20)
 
     @field_validator("kind")
