@@ -14,6 +14,7 @@ from .health import ReadinessChecks, health_router
 from .logging import configure_logging, get_logger
 from .metrics import HttpMetrics
 from .middleware import BodySizeLimitMiddleware, RequestMiddleware, SecurityHeadersMiddleware
+from .openapi import install_openapi
 from .settings import PlatformSettings
 from .telemetry import build_tracer_provider, fastapi_telemetry
 
@@ -75,6 +76,7 @@ def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) ->
         setattr(app.state, resource.name, resource)
         checks.add(resource.name, resource.check)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health_router(checks, metrics.registry))
 
     # add_middleware wraps: the last one added runs first on the way in.

@@ -13,10 +13,19 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
+def known_kinds(schema: dict[str, Any]) -> None:
+    """List the registered kinds in the OpenAPI document, read when it is built."""
+    schema["enum"] = sorted(HANDLERS)
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="Which handler runs the job.", examples=["echo"])
+    kind: str = Field(
+        description="Which handler runs the job.",
+        examples=["echo"],
+        json_schema_extra=known_kinds,
+    )
     payload: dict[str, Any] = Field(default_factory=dict)
     max_attempts: int = Field(default=5, ge=1, le=20)
 
