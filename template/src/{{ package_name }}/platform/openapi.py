@@ -194,7 +194,7 @@ def document_errors(app: FastAPI, schema: dict[str, Any]) -> None:
             continue
         contract = route_contract(route, authenticator)
         for method in route.methods or ():
-            operation = schema["paths"][route.path_format].get(method.lower())
+            operation = schema["paths"].get(route.path_format, {}).get(method.lower())
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
@@ -226,11 +226,9 @@ def _hoist_definitions(schemas: dict[str, Any]) -> None:
 
 def _drop_unused_validation_schemas(schema: dict[str, Any]) -> None:
     """Drop FastAPI's own 422 schemas: the service answers the envelope instead."""
-    text = json.dumps(schema["paths"])
-    schemas = schema["components"]["schemas"]
-    for name in ("HTTPValidationError", "ValidationError"):
-        if f"#/components/schemas/{name}" not in text:
-            schemas.pop(name, None)
+    if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(name, None)
 
 
 def install_openapi(app: FastAPI) -> None:
