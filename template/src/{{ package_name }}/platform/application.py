@@ -19,6 +19,7 @@ from .middleware import (
     RequestMiddleware,
     SecurityHeadersMiddleware,
 )
+from .openapi import install_openapi
 from .settings import PlatformSettings
 from .telemetry import build_tracer_provider, fastapi_telemetry
 
@@ -80,6 +81,7 @@ def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) ->
         setattr(app.state, resource.name, resource)
         checks.add(resource.name, resource.check)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health_router(checks, metrics.registry))
 
     # add_middleware wraps: the last one added runs first on the way in.

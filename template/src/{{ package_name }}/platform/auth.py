@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 
 from .errors import ServiceError
 from .logging import get_logger
+from .openapi import SecurityScheme, answers
 
 logger = get_logger(__name__)
 
@@ -42,6 +43,16 @@ class InvalidCredentialError(Exception):
 class Authenticator(Protocol):
     """Turns the credential a request carries into a principal."""
 
+    @property
+    def security_scheme(self) -> SecurityScheme | None:
+        """How the OpenAPI document describes the credential; None when requests carry none."""
+        ...
+
+    @property
+    def refusals(self) -> frozenset[int]:
+        """The statuses authenticating can answer: 401, and 503 if keys can be unavailable."""
+        ...
+
     def challenge(self, *, invalid: bool) -> str:
         """The WWW-Authenticate value a 401 answers with."""
         ...
@@ -57,6 +68,9 @@ class Authenticator(Protocol):
 class AnonymousAuthenticator:
     """Every request acts for `ANONYMOUS`: the service sits behind a trusted gateway."""
 
+    security_scheme = None
+    refusals: frozenset[int] = frozenset()
+
     def challenge(self, *, invalid: bool) -> str:
         return "None"
 
@@ -64,6 +78,7 @@ class AnonymousAuthenticator:
         return ANONYMOUS
 
 
+@answers(credentials="optional")
 async def authenticate(request: Request) -> Principal | None:
     """The verified caller, or None for a request without a credential (401 for a bad one)."""
     authenticator: Authenticator = request.app.state.authenticator
@@ -82,6 +97,7 @@ async def authenticate(request: Request) -> Principal | None:
 OptionalPrincipalDep = Annotated[Principal | None, Depends(authenticate)]
 
 
+@answers(credentials="required")
 async def current_principal(request: Request, principal: OptionalPrincipalDep) -> Principal:
     if principal is None:
         authenticator: Authenticator = request.app.state.authenticator
@@ -101,6 +117,7 @@ def require_roles(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through only a caller holding every one of `roles` (else 403)."""
     needed = frozenset(roles)
 
+    @answers(403)
     async def check_roles(principal: PrincipalDep) -> Principal:
         missing = needed - principal.roles
         if missing:

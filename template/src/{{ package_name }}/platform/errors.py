@@ -13,7 +13,20 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable and machine-readable, e.g. `not_found`.")
+    message: str = Field(description="For people; may change between versions.")
+    details: Any = Field(description="Structured context (invalid fields, failed checks), or null.")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every 4xx and 5xx answer, as the OpenAPI document describes it."""
+
+    error: ErrorDetail
 
 
 class ServiceError(Exception):

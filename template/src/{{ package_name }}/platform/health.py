@@ -8,12 +8,14 @@ until the dependency is back; /metrics is the Prometheus exposition.
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 
 from .errors import error_response
+from .openapi import error_responses
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """An async callable that returns when the dependency is usable and raises otherwise."""
@@ -46,6 +48,28 @@ class ReadinessChecks:
         return {"status": "ok"}
 
 
+class CheckResult(BaseModel):
+    status: Literal["ok", "failing"]
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, CheckResult]
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The Prometheus text exposition.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+
 def readiness_checks(app: FastAPI) -> ReadinessChecks:
     """The app's readiness checks, for platform modules that add one."""
     checks: ReadinessChecks = app.state.readiness_checks
@@ -56,13 +80,16 @@ def health_router(checks: ReadinessChecks, registry: CollectorRegistry) -> APIRo
     router = APIRouter(tags=["health"])
 
     @router.get("/livez", summary="Liveness")
-    async def livez() -> dict[str, str]:
-        return {"status": "ok"}
+    async def livez() -> Liveness:
+        return Liveness(status="ok")
 
+    # 503 `not_ready`; its details hold each check's result.
     @router.get(
         "/readyz",
         summary="Readiness",
-        responses={503: {"description": "A dependency is not ready"}},
+        response_model=Readiness,
+        response_model_exclude_none=True,
+        responses=error_responses(503),
     )
     async def readyz() -> Any:
         results = await checks.run()
@@ -76,7 +103,12 @@ def health_router(checks: ReadinessChecks, registry: CollectorRegistry) -> APIRo
             {"checks": results},
         )
 
-    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses=METRICS_RESPONSE,
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -14,10 +14,19 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
+def known_kinds(schema: dict[str, Any]) -> None:
+    """List the registered kinds in the OpenAPI document, read when it is built."""
+    schema["enum"] = sorted(HANDLERS)
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: StorableText = Field(description="Which handler runs the job.", examples=["echo"])
+    kind: StorableText = Field(
+        description="Which handler runs the job.",
+        examples=["echo"],
+        json_schema_extra=known_kinds,
+    )
     # Refused unless stored and read back unchanged: see platform/validation.py.
     payload: StorableJsonObject = Field(
         default_factory=dict,
