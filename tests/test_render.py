@@ -29,6 +29,7 @@ PLATFORM_MODULES = (
     "metrics",
     "middleware",
     "openapi",
+    "ratelimit",
     "server",
     "settings",
     "telemetry",
@@ -46,6 +47,7 @@ PLATFORM_TESTS = (
     "test_errors",
     "test_health",
     "test_middleware",
+    "test_rate_limit",
     "test_server",
     "test_settings",
     "test_slow_clients",
@@ -125,10 +127,9 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     if answers["auth"] != "none":
         files |= {
             f"{package}/platform/{answers['auth']}_auth.py",
-            f"{package}/platform/ratelimit.py",
             "tests/platform/credentials.py",
             f"tests/platform/test_auth_{answers['auth']}.py",
-            "tests/platform/test_rate_limit.py",
+            "tests/platform/test_rate_limit_auth.py",
         }
         if answers["auth"] == "jwt":
             files.add(f"{package}/platform/commands/token.py")

@@ -85,7 +85,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "database": "postgresql",
         "broker": "redis",
         "worker": True,
-        # The rate-limit tests share the broker's Redis in CI.
         "auth": "jwt",
     },
     "gitlab-k8s-sqlite-nats": {
@@ -630,15 +629,14 @@ def test_gitlab_tests_run_against_their_own_postgresql(gitlab_project: Path) -> 
 
 
 def test_github_tests_run_against_their_own_broker(github_project: Path) -> None:
-    answers = answers_of(github_project)
     test_job = github_test_job(github_project)
     services = test_job.get("services", {})
     runs = [step.get("run", "") for step in test_job["steps"]]
     broker = broker_of(github_project)
-    # Without a broker, Redis serves only the shared rate-limit tests, which need
-    # it on 127.0.0.1:6379.
-    needs_redis = broker == "redis" or answers.get("auth", "none") != "none"
-    assert ("redis" in services) == needs_redis
+    # Every service's rate-limit tests count in Redis too, on 127.0.0.1:6379.
+    assert "redis" in services
+    assert "6379:6379" in services["redis"]["ports"]
+    assert "TEST_REDIS_URL" not in test_job.get("env", {})
     for name in ("redis", "rabbitmq"):
         if name in services:
             assert services[name]["image"] == pinned_image(name)
@@ -671,7 +669,8 @@ def test_gitlab_tests_run_against_their_own_broker(gitlab_project: Path) -> None
     variables = test_job.get("variables", {})
     broker = broker_of(gitlab_project)
     images = {service["name"] for service in test_job.get("services", [])}
-    brokers = {pinned_image(name) for name in BROKER_SCHEMES}
+    # Redis is there for the rate-limit tests whatever the broker.
+    brokers = {pinned_image(name) for name in BROKER_SCHEMES} - {pinned_image("redis")}
     if broker is None:
         assert images & brokers == set()
         assert "BROKER_URL" not in variables
@@ -686,6 +685,13 @@ def test_gitlab_tests_run_against_their_own_broker(gitlab_project: Path) -> None
     assert url.path == default.path
     if broker == "nats":
         assert "--jetstream" in service["command"], "NATS without JetStream keeps no streams"
+
+
+def test_gitlab_rate_limit_tests_reach_their_redis(gitlab_project: Path) -> None:
+    test_job = gitlab_test_job(gitlab_project)
+    (redis,) = [s for s in test_job["services"] if s["name"] == pinned_image("redis")]
+    url = urlsplit(test_job["variables"]["TEST_REDIS_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("redis", redis["alias"], 6379)
 
 
 # Kubernetes

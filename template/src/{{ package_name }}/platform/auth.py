@@ -16,13 +16,17 @@ and turning authentication on later changes no route and no query.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 from fastapi import Depends, Request
 
 from .errors import ServiceError
 from .logging import get_logger
 from .openapi import SecurityScheme, answers
+
+if TYPE_CHECKING:
+    # Only for the annotation: ratelimit.py builds on this module.
+    from .ratelimit import RateLimiter
 
 logger = get_logger(__name__)
 
@@ -80,12 +84,19 @@ class AnonymousAuthenticator:
 
 @answers(credentials="optional")
 async def authenticate(request: Request) -> Principal | None:
-    """The verified caller, or None for a request without a credential (401 for a bad one)."""
+    """The verified caller, or None for a request without a credential (401 for a bad one).
+
+    Each refused credential counts against the client's address; an address
+    over RATE_LIMIT_AUTH_FAILURES gets 429 before its credential is checked.
+    """
     authenticator: Authenticator = request.app.state.authenticator
+    limiter: RateLimiter = request.app.state.rate_limiter
+    await limiter.refuse_guessing_address(request)
     try:
         return await authenticator.authenticate(request)
     except InvalidCredentialError as error:
         logger.info("credential_refused", reason=str(error), path=request.url.path)
+        await limiter.count_refused_credential(request)
         raise ServiceError(
             401,
             "invalid_credentials",

@@ -31,9 +31,28 @@ error_log = get_logger("errors")
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template, set by the router on the scope."""
-    path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
+    """The matched route's path template as mounted, such as `/api/v1/jobs/{job_id}`.
+
+    The access log, the metrics and the rate limits all label requests with
+    it: it names the route, never a path parameter's value. `scope["route"]`
+    alone is not enough, because FastAPI includes a router by reference: its
+    routes keep their own paths (`/jobs/{job_id}`), shared by every prefix the
+    router is included under. FastAPI keeps the route as included, prefixes
+    and all, in its part of the scope, and a mounted app's prefix is the part
+    of `root_path` the mount added (`app_root_path` holds the server's own).
+    """
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED_ROUTE
+    included = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(included, "path_format", None)
+    if not isinstance(path, str):
+        path = getattr(route, "path_format", getattr(route, "path", None))
+    if not isinstance(path, str):
+        return UNMATCHED_ROUTE
+    root_path: str = scope.get("root_path", "")
+    mount_prefix = root_path.removeprefix(scope.get("app_root_path", root_path))
+    return mount_prefix + path
 
 
 def new_request_id() -> str:
