@@ -40,9 +40,11 @@ PLATFORM_TESTS = (
     "__init__",
     "fixtures",
     "processes",
+    "scrape",
     "test_auth",
     "test_errors",
     "test_health",
+    "test_metrics",
     "test_middleware",
     "test_server",
     "test_settings",
@@ -53,6 +55,7 @@ PLATFORM_TESTS = (
 JOBS_MODULES = (
     "__init__",
     "handlers",
+    "metrics",
     "models",
     "repository",
     "router",
@@ -117,6 +120,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             *(f"{package}/features/jobs/{module}.py" for module in JOBS_MODULES),
             f"{package}/migrations/versions/rev_0001_create_jobs.py",
             "tests/test_jobs_api.py",
+            "tests/test_jobs_metrics.py",
             "tests/test_jobs_model.py",
             "tests/test_jobs_roundtrip.py",
         }

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .errors import error_response
+from .metrics import ScrapeSamples
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """An async callable that returns when the dependency is usable and raises otherwise."""
@@ -52,7 +53,9 @@ def readiness_checks(app: FastAPI) -> ReadinessChecks:
     return checks
 
 
-def health_router(checks: ReadinessChecks, registry: CollectorRegistry) -> APIRouter:
+def health_router(
+    checks: ReadinessChecks, registry: CollectorRegistry, samples: ScrapeSamples
+) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/livez", summary="Liveness")
@@ -78,6 +81,7 @@ def health_router(checks: ReadinessChecks, registry: CollectorRegistry) -> APIRo
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
+        await samples.refresh()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
