@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,12 @@ import pytest
 import yaml
 from matrix import TEMPLATE_ROOT, Variant, answered_default, render
 
-# `${{ ... }}` is GitHub Actions' own expression syntax, not Jinja.
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#|#\}")
+# `${{ ... }}` is GitHub Actions' own expression syntax, and `{{ $value }}`
+# Prometheus' alert templating, not Jinja.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?! \$)|\{%|%\}|\{#|#\}")
 RUFF = Path(sys.executable).parent / "ruff"
+# The template's tests never skip the alert rules: CI installs Debian's `prometheus`.
+PROMTOOL = shutil.which("promtool")
 
 PLATFORM_MODULES = (
     "__init__",
@@ -42,10 +46,13 @@ PLATFORM_TESTS = (
     "__init__",
     "fixtures",
     "processes",
+    "scrape",
     "test_auth",
     "test_contract",
     "test_errors",
+    "test_alerts",
     "test_health",
+    "test_metrics",
     "test_middleware",
     "test_rate_limit",
     "test_server",
@@ -57,6 +64,7 @@ PLATFORM_TESTS = (
 JOBS_MODULES = (
     "__init__",
     "handlers",
+    "metrics",
     "models",
     "repository",
     "router",
@@ -90,6 +98,9 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "README.md",
         "compose.yaml",
         "pyproject.toml",
+        "docs/runbook.md",
+        "ops/prometheus/alerts.yml",
+        "ops/prometheus/alerts_test.yml",
         f"{package}/__init__.py",
         f"{package}/__main__.py",
         f"{package}/app.py",
@@ -121,6 +132,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             *(f"{package}/features/jobs/{module}.py" for module in JOBS_MODULES),
             f"{package}/migrations/versions/rev_0001_create_jobs.py",
             "tests/test_jobs_api.py",
+            "tests/test_jobs_metrics.py",
             "tests/test_jobs_model.py",
             "tests/test_jobs_roundtrip.py",
         }
@@ -178,6 +190,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files.add(".gitlab-ci.yml")
     if answers["kubernetes"]:
         files.update(f"deploy/k8s/{manifest}" for manifest in KUBERNETES_MANIFESTS)
+        files |= {"deploy/monitoring/podmonitor.yaml", "deploy/monitoring/prometheusrule.yaml"}
         if answers["database"] == "postgresql":
             files.add("deploy/k8s/migrate-job.yaml")
             if answers["broker"] != "none":
@@ -259,6 +272,61 @@ def test_lint_and_format_clean(rendered: Path) -> None:
             [str(RUFF), *command], cwd=rendered, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def promtool(rendered: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None, "promtool is missing: apt-get install prometheus"
+    return subprocess.run(
+        [PROMTOOL, *args], cwd=rendered, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def alert_names(rules: dict[str, Any]) -> list[str]:
+    return [
+        rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule
+    ]
+
+
+def test_the_alert_rules_pass_promtool_and_their_unit_tests(rendered: Path) -> None:
+    checked = promtool(rendered, "check", "rules", "ops/prometheus/alerts.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = promtool(rendered, "test", "rules", "ops/prometheus/alerts_test.yml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_the_alerts_are_those_of_what_the_variant_has(rendered: Path, variant: Variant) -> None:
+    answers = variant.data
+    has_database, has_broker = answers["database"] != "none", answers["broker"] != "none"
+    expected = {
+        "HttpAvailabilityBudgetBurnFast",
+        "HttpAvailabilityBudgetBurnSlow",
+        "HttpLatencyBudgetBurnFast",
+        "HttpLatencyBudgetBurnSlow",
+        "ServiceDown",
+        "ServiceNotReady",
+        "ServiceRestarting",
+    }
+    if has_database:
+        expected.add("DatabasePoolSaturated")
+    if answers["example_feature"] and answers["worker"]:
+        expected |= {"JobFailureRatioHigh", "JobsWaiting"}
+    if has_broker and has_database:
+        expected.add("OutboxStuck")
+    if has_broker and answers["worker"]:
+        expected |= {"EventsDeadLettered", "ConsumerLagging"}
+    rules = yaml.safe_load((rendered / "ops/prometheus/alerts.yml").read_text())
+    assert sorted(alert_names(rules)) == sorted(expected)
+
+
+def test_the_prometheus_rule_holds_exactly_the_alert_rules(
+    rendered: Path, variant: Variant
+) -> None:
+    if not variant.data["kubernetes"]:
+        return
+    rules = yaml.safe_load((rendered / "ops/prometheus/alerts.yml").read_text())
+    manifest = yaml.safe_load((rendered / "deploy/monitoring/prometheusrule.yaml").read_text())
+    assert manifest["kind"] == "PrometheusRule"
+    assert manifest["spec"] == rules
 
 
 def test_template_lint_matches_the_pinned_ruff() -> None:

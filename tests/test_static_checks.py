@@ -940,7 +940,17 @@ def test_migrations_run_as_their_own_step(k8s_project: Path) -> None:
     assert container["command"] == module_command(k8s_project, "migrate")
 
 
-def test_worker_runs_without_ports_and_gets_its_grace_period(k8s_project: Path) -> None:
+def assert_serves_only_metrics(container: dict[str, Any]) -> None:
+    """One declared port, its metrics, which METRICS_PORT sets; no probe asks it anything."""
+    (port,) = container["ports"]
+    assert port["name"].endswith("metrics")
+    metrics_port = {env["name"]: env.get("value") for env in container["env"]}["METRICS_PORT"]
+    assert metrics_port == str(port["containerPort"])
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert "httpGet" not in container.get(probe, {}), f"{probe} probes its metrics port"
+
+
+def test_worker_serves_only_metrics_and_gets_its_grace_period(k8s_project: Path) -> None:
     answers = answers_of(k8s_project)
     deployments = find(k8s_project, "Deployment", "worker")
     in_api_pod = named(api_pod(k8s_project), "worker")
@@ -958,9 +968,7 @@ def test_worker_runs_without_ports_and_gets_its_grace_period(k8s_project: Path) 
         container = named(pod, "worker")
     assert container is not None
     assert container["command"] == module_command(k8s_project, "worker")
-    assert "ports" not in container
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert "httpGet" not in container.get(probe, {}), f"{probe} probes a port it lacks"
+    assert_serves_only_metrics(container)
     assert pod["terminationGracePeriodSeconds"] > worker_grace_seconds(k8s_project)
 
 
@@ -981,9 +989,7 @@ def test_relay_runs_once_beside_each_database(k8s_project: Path) -> None:
         container = named(pod_spec(deployment), "relay")
     assert container is not None
     assert container["command"] == module_command(k8s_project, "relay")
-    assert "ports" not in container
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert "httpGet" not in container.get(probe, {}), f"{probe} probes a port it lacks"
+    assert_serves_only_metrics(container)
 
 
 def test_every_process_reaches_the_broker(k8s_project: Path) -> None:

@@ -12,7 +12,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from .errors import install_error_handlers
 from .health import ReadinessChecks, health_router
 from .logging import configure_logging, get_logger
-from .metrics import HttpMetrics
+from .metrics import HttpMetrics, ScrapeSamples, latency_buckets
 from .middleware import (
     BodySizeLimitMiddleware,
     BodyTimeoutMiddleware,
@@ -50,7 +50,9 @@ def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) ->
     """A FastAPI app with every platform concern wired; the service adds its routers."""
     configure_logging(settings.log_level)
     tracer_provider = build_tracer_provider(settings)
-    metrics = HttpMetrics()
+    metrics = HttpMetrics(buckets=latency_buckets(settings.slo_latency_seconds))
+    scrape_samples = ScrapeSamples()
+    metrics.registry.register(scrape_samples)
     checks = ReadinessChecks(settings.readiness_timeout_seconds)
 
     @asynccontextmanager
@@ -77,12 +79,13 @@ def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) ->
     )
     app.state.readiness_checks = checks
     app.state.metrics_registry = metrics.registry
+    app.state.scrape_samples = scrape_samples
     for resource in resources:
         setattr(app.state, resource.name, resource)
         checks.add(resource.name, resource.check)
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(health_router(checks, metrics.registry))
+    app.include_router(health_router(checks, metrics.registry, scrape_samples))
 
     # add_middleware wraps: the last one added runs first on the way in.
     if settings.gzip_enabled:

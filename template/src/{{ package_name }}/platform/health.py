@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel
 
 from .errors import error_response
+from .metrics import ScrapeSamples
 from .openapi import error_responses
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -76,7 +77,9 @@ def readiness_checks(app: FastAPI) -> ReadinessChecks:
     return checks
 
 
-def health_router(checks: ReadinessChecks, registry: CollectorRegistry) -> APIRouter:
+def health_router(
+    checks: ReadinessChecks, registry: CollectorRegistry, samples: ScrapeSamples
+) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/livez", summary="Liveness")
@@ -110,6 +113,7 @@ def health_router(checks: ReadinessChecks, registry: CollectorRegistry) -> APIRo
         responses=METRICS_RESPONSE,
     )
     async def metrics() -> Response:
+        await samples.refresh()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

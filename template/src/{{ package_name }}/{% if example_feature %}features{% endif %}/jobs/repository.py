@@ -3,10 +3,18 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Job, JobStatus
+
+
+def due_condition(now: datetime) -> ColumnElement[bool]:
+    """Pending and past its run time, or running with an expired lease (its worker died)."""
+    return or_(
+        and_(Job.status == JobStatus.PENDING, Job.next_run_at <= now),
+        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+    )
 
 
 class JobRepository:
@@ -53,12 +61,7 @@ class JobRepository:
         """
         query = (
             select(Job)
-            .where(
-                or_(
-                    and_(Job.status == JobStatus.PENDING, Job.next_run_at <= now),
-                    and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
-                )
-            )
+            .where(due_condition(now))
             .order_by(Job.next_run_at)
             .limit(1)
             .with_for_update(skip_locked=True)

@@ -25,6 +25,7 @@ from ...platform.logging import get_logger
 from ...platform.validation import UnstorableValueError, check_storable_json, storable_text
 from ...settings import Settings
 from .handlers import HANDLERS, JobHandler
+from .metrics import count_job
 from .models import Job, JobStatus
 from .repository import JobRepository
 
@@ -105,6 +106,7 @@ class JobRunner:
             job.move_to(JobStatus.FAILED)
             await self.record_outcome(session, job)
             await session.commit()
+            count_job("failed", job.kind)
             logger.warning("job_failed", job_id=str(job.id), reason="lease expired")
             return None
         if job.status == JobStatus.PENDING:
@@ -191,6 +193,7 @@ class JobRunner:
             job.move_to(JobStatus.SUCCEEDED)
             await self.record_outcome(session, job)
             await session.commit()
+            count_job("succeeded", job.kind)
             return True
 
     async def _fail(self, claim: Claim, error: BaseException) -> None:
@@ -201,7 +204,8 @@ class JobRunner:
                 return
             job.last_error = message
             job.locked_by = None
-            if job.attempts < job.max_attempts:
+            retrying = job.attempts < job.max_attempts
+            if retrying:
                 delay = retry_delay(
                     job.attempts, self.policy.retry_base_seconds, self.policy.retry_max_seconds
                 )
@@ -216,6 +220,7 @@ class JobRunner:
                 await self.record_outcome(session, job)
                 logger.error("job_failed", job_id=str(job.id), error=message)
             await session.commit()
+            count_job("retried" if retrying else "failed", job.kind)
 
     async def _release(self, claim: Claim) -> None:
         async with self.database.sessions() as session:
