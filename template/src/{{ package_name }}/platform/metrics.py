@@ -30,7 +30,6 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from .logging import get_logger
-from .settings import PlatformSettings
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Prometheus' default buckets; the latency objective is added as a bound of its own.
@@ -64,11 +63,11 @@ def latency_buckets(objective_seconds: float) -> tuple[float, ...]:
     return tuple(sorted({*DEFAULT_LATENCY_BUCKETS, objective_seconds}))
 
 
-def serve_metrics(settings: PlatformSettings, registry: CollectorRegistry) -> None:
-    """Serve `registry` at http://HOST:METRICS_PORT/metrics when METRICS_PORT is set."""
-    if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
-        logger.info("metrics_serving", port=settings.metrics_port)
+def serve_metrics(port: int | None, host: str, registry: CollectorRegistry) -> None:
+    """Serve `registry` at http://host:port/metrics; nothing when `port` (METRICS_PORT) is unset."""
+    if port is not None:
+        start_http_server(port, addr=host, registry=registry)
+        logger.info("metrics_serving", port=port)
 
 
 @dataclass(frozen=True)
