@@ -1,5 +1,6 @@
 """A local stand-in for Sentry's ingest: it keeps the envelopes the SDK posts to it."""
 
+import functools
 import gzip
 import json
 import re
@@ -67,7 +68,9 @@ class SentryIngest:
         ]
 
     def __enter__(self) -> Self:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll interval, so that shutting down takes no longer than that.
+        serve = functools.partial(self.server.serve_forever, poll_interval=0.01)
+        threading.Thread(target=serve, daemon=True).start()
         return self
 
     def __exit__(

@@ -17,7 +17,7 @@ whose names look sensitive are filtered.
 Unset, `sentry_sdk` is never imported, and reporting an error costs one check.
 """
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import trace
 from structlog.contextvars import get_contextvars
@@ -25,9 +25,13 @@ from structlog.contextvars import get_contextvars
 from .settings import PlatformSettings
 
 if TYPE_CHECKING:
+    from sentry_sdk.integrations import Integration
     from sentry_sdk.types import Event, Hint
 
 Process = Literal["api", "worker", "relay"]
+# Request headers that carry a client's address, left out as Sentry's
+# send_default_pii=False leaves them out (sensitive names are left out anyway).
+ADDRESS_HEADERS = ["forwarded", "-ip", "remote-", "via", "-user"]
 
 _enabled = False
 
@@ -54,7 +58,7 @@ def start_error_tracking(settings: PlatformSettings, process: Process) -> None:
 
     from .application import service_version
 
-    integrations: list[Any] = []
+    integrations: list[Integration] = []
     if process == "api":
         from sentry_sdk.integrations.fastapi import FastApiIntegration
         from sentry_sdk.integrations.starlette import StarletteIntegration
@@ -72,8 +76,21 @@ def start_error_tracking(settings: PlatformSettings, process: Process) -> None:
         integrations=integrations,
         # Nothing patched behind the service's back (HTTP clients, Redis, SQL).
         auto_enabling_integrations=False,
-        send_default_pii=False,
-        include_local_variables=False,
+        # Nothing personal: no user or client address, cookies, bodies, local
+        # variables of frames; headers and query parameters named like secrets
+        # or addresses are filtered.
+        data_collection={
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "http_headers": {"request": {"mode": "denylist", "terms": ADDRESS_HEADERS}},
+            "http_bodies": [],
+            "url_query_params": {"mode": "denylist"},
+            "graphql": {"document": False, "variables": False},
+            "gen_ai": {"inputs": False, "outputs": False},
+            "database_query_data": False,
+            "queues": False,
+            "stack_frame_variables": False,
+        },
         max_request_body_size="never",
         traces_sample_rate=None,
         auto_session_tracking=False,
@@ -87,7 +104,7 @@ def start_error_tracking(settings: PlatformSettings, process: Process) -> None:
 
 
 def stop_error_tracking() -> None:
-    """Send the events still queued, then report nothing more (tests turn it off with this)."""
+    """Send the events still queued, then report nothing more; tests turn it off this way."""
     global _enabled
     if not _enabled:
         return
