@@ -1,4 +1,4 @@
-"""The platform half of the app: logging, telemetry, middleware, errors, health."""
+"""The platform half of the app: logging, telemetry, error tracking, middleware, errors, health."""
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
