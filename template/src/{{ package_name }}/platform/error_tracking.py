@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sentry_sdk.types import Event, Hint
 
 Process = Literal["api", "worker", "relay"]
-# Request headers that carry a client's address, left out as Sentry's
+# Request headers that carry a client's address or user name, left out as Sentry's
 # send_default_pii=False leaves them out (sensitive names are left out anyway).
 ADDRESS_HEADERS = ["forwarded", "-ip", "remote-", "via", "-user"]
 
