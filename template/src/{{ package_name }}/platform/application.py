@@ -1,4 +1,4 @@
-"""The platform half of the app: logging, telemetry, middleware, errors, health."""
+"""The platform half of the app: logging, telemetry, error tracking, middleware, errors, health."""
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
+from .error_tracking import start_error_tracking
 from .errors import install_error_handlers
 from .health import ReadinessChecks, health_router
 from .logging import configure_logging, get_logger
@@ -49,6 +50,7 @@ def service_version(distribution: str) -> str:
 def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) -> FastAPI:
     """A FastAPI app with every platform concern wired; the service adds its routers."""
     configure_logging(settings.log_level)
+    start_error_tracking(settings, "api")
     tracer_provider = build_tracer_provider(settings)
     metrics = HttpMetrics(buckets=latency_buckets(settings.slo_latency_seconds))
     scrape_samples = ScrapeSamples()

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from .error_tracking import report_exception
 from .errors import error_response, status_code_name
 from .logging import get_logger
 from .metrics import HttpMetrics
@@ -101,8 +102,9 @@ class RequestMiddleware:
         started_at = perf_counter()
         try:
             await self.app(scope, receive, send_with_request_id)
-        except Exception:
+        except Exception as error:
             error_log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
+            report_exception(error)
             if response_started:
                 raise
             response = error_response(500, "internal_error", "An internal error occurred.")

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...platform.db import Database, utc_now
+from ...platform.error_tracking import report_exception
 from ...platform.logging import get_logger
 from ...platform.validation import UnstorableValueError, check_storable_json, storable_text
 from ...settings import Settings
@@ -219,6 +220,7 @@ class JobRunner:
                 job.move_to(JobStatus.FAILED)
                 await self.record_outcome(session, job)
                 logger.error("job_failed", job_id=str(job.id), error=message)
+                report_exception(error, job_kind=job.kind, job_id=str(job.id))
             await session.commit()
             count_job("retried" if retrying else "failed", job.kind)
 
