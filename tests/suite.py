@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 STEP_TIMEOUT_SECONDS = 900
+SYNC = ("uv sync", ["uv", "sync", "--quiet"])
 STEPS = (
-    ("uv sync", ["uv", "sync", "--quiet"]),
+    SYNC,
     ("ruff check", ["uv", "run", "--no-sync", "ruff", "check", "--no-cache", "."]),
     ("ruff format", ["uv", "run", "--no-sync", "ruff", "format", "--check", "--no-cache", "."]),
     ("mypy", ["uv", "run", "--no-sync", "mypy"]),
@@ -26,25 +27,33 @@ def service_environment() -> dict[str, str]:
     }
 
 
+def run_step(project: Path, label: str, name: str, command: list[str]) -> float:
+    """Run one step in `project`'s environment; fails if it fails, else returns its seconds."""
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command,
+        cwd=project,
+        env=service_environment(),
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        f"{name} failed for {label}:\n{completed.stdout}\n{completed.stderr}"
+    )
+    return time.perf_counter() - started
+
+
+def sync_environment(project: Path, label: str) -> Path:
+    """Install `project`'s locked dependencies in its own virtualenv; returns its interpreter."""
+    run_step(project, label, *SYNC)
+    return project / ".venv" / "bin" / "python"
+
+
 def run_service_checks(project: Path, label: str) -> list[tuple[str, float]]:
     """uv sync, ruff, mypy and pytest in `project`; fails on the first that fails.
 
     Returns how long each step took.
     """
-    timings: list[tuple[str, float]] = []
-    for name, command in STEPS:
-        started = time.perf_counter()
-        completed = subprocess.run(
-            command,
-            cwd=project,
-            env=service_environment(),
-            capture_output=True,
-            text=True,
-            timeout=STEP_TIMEOUT_SECONDS,
-            check=False,
-        )
-        timings.append((name, time.perf_counter() - started))
-        assert completed.returncode == 0, (
-            f"{name} failed for {label}:\n{completed.stdout}\n{completed.stderr}"
-        )
-    return timings
+    return [(name, run_step(project, label, name, command)) for name, command in STEPS]

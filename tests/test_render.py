@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -13,9 +14,9 @@ import pytest
 import yaml
 from matrix import TEMPLATE_ROOT, Variant, answered_default, render
 
-# `${{ ... }}` is GitHub Actions' own expression syntax, and `{{ $value }}`
-# Prometheus' alert templating, not Jinja.
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?! \$)|\{%|%\}|\{#|#\}")
+# `${{ ... }}` is GitHub Actions' own expression syntax, `{{ $value }}`
+# Prometheus' alert templating and `{{route}}` a Grafana legend, not Jinja.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?! \$)(?![a-z_]+\}\})|\{%|%\}|\{#|#\}")
 RUFF = Path(sys.executable).parent / "ruff"
 # The template's tests never skip the alert rules: CI installs Debian's `prometheus`.
 PROMTOOL = shutil.which("promtool")
@@ -104,6 +105,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "docs/runbook.md",
         "ops/prometheus/alerts.yml",
         "ops/prometheus/alerts_test.yml",
+        "ops/grafana/dashboard.json",
         f"{package}/__init__.py",
         f"{package}/__main__.py",
         f"{package}/app.py",
@@ -193,7 +195,11 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files.add(".gitlab-ci.yml")
     if answers["kubernetes"]:
         files.update(f"deploy/k8s/{manifest}" for manifest in KUBERNETES_MANIFESTS)
-        files |= {"deploy/monitoring/podmonitor.yaml", "deploy/monitoring/prometheusrule.yaml"}
+        files |= {
+            "deploy/monitoring/podmonitor.yaml",
+            "deploy/monitoring/prometheusrule.yaml",
+            "deploy/monitoring/grafana-dashboard.yaml",
+        }
         if answers["database"] == "postgresql":
             files.add("deploy/k8s/migrate-job.yaml")
             if answers["broker"] != "none":
@@ -330,6 +336,56 @@ def test_the_prometheus_rule_holds_exactly_the_alert_rules(
     manifest = yaml.safe_load((rendered / "deploy/monitoring/prometheusrule.yaml").read_text())
     assert manifest["kind"] == "PrometheusRule"
     assert manifest["spec"] == rules
+
+
+def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+
+
+def test_the_dashboard_is_pretty_json_grafana_imports(rendered: Path) -> None:
+    text = (rendered / "ops/grafana/dashboard.json").read_text()
+    dashboard = json.loads(text)
+    assert text == json.dumps(dashboard, indent=2, ensure_ascii=False) + "\n"
+    assert dashboard["schemaVersion"] >= 39
+    assert dashboard["uid"] == "orders-api"
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    assert variables["datasource"]["query"] == "prometheus"
+    assert {"job", "instance"} <= set(variables)
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids repeat"
+    for panel in dashboard_panels(dashboard):
+        assert panel["datasource"]["uid"] == "${datasource}"
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+        for target in panel["targets"]:
+            assert 'service="orders-api",job=~"$job",instance=~"$instance"' in target["expr"]
+
+
+def test_the_dashboard_shows_what_the_variant_has(rendered: Path, variant: Variant) -> None:
+    answers = variant.data
+    dashboard = json.loads((rendered / "ops/grafana/dashboard.json").read_text())
+    rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
+    expected = ["HTTP"]
+    expected += ["Jobs"] if answers["example_feature"] else []
+    expected += ["Events"] if answers["broker"] != "none" else []
+    expected += ["Database pool"] if answers["database"] != "none" else []
+    assert rows == [*expected, "Runtime"]
+    queries = " ".join(
+        target["expr"] for panel in dashboard_panels(dashboard) for target in panel["targets"]
+    )
+    assert ("events_consumer_lag" in queries) == (answers["broker"] != "none" and answers["worker"])
+    assert ("outbox_pending" in queries) == (
+        answers["broker"] != "none" and answers["database"] != "none"
+    )
+
+
+def test_the_dashboard_config_map_holds_the_dashboard(rendered: Path, variant: Variant) -> None:
+    if not variant.data["kubernetes"]:
+        return
+    dashboard = json.loads((rendered / "ops/grafana/dashboard.json").read_text())
+    manifest = yaml.safe_load((rendered / "deploy/monitoring/grafana-dashboard.yaml").read_text())
+    assert manifest["kind"] == "ConfigMap"
+    assert manifest["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(manifest["data"]["orders-api.json"]) == dashboard
 
 
 def test_template_lint_matches_the_pinned_ruff() -> None:

@@ -765,6 +765,12 @@ def test_every_manifest_passes_strict_kubernetes_validation(k8s_project: Path) -
     assert_tool_passes(KUBERNETES_VALIDATE, "--strict", "--quiet", *files)
 
 
+def test_dashboard_config_map_passes_strict_kubernetes_validation(k8s_project: Path) -> None:
+    # The other monitoring manifests are the Prometheus Operator's kinds, not the API's.
+    config_map = k8s_project / "deploy" / "monitoring" / "grafana-dashboard.yaml"
+    assert_tool_passes(KUBERNETES_VALIDATE, "--strict", "--quiet", config_map)
+
+
 def test_kustomization_lists_exactly_the_manifests(k8s_project: Path) -> None:
     kustomization = load_yaml(k8s_project / "deploy" / "k8s" / "kustomization.yaml")
     assert sorted(kustomization["resources"]) == [path.name for path in manifests(k8s_project)]

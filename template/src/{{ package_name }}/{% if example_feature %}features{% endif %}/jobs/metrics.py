@@ -29,6 +29,10 @@ _counters = {
     outcome: process_wide(Counter(f"jobs_{outcome}", help_text, ["kind"], registry=None))
     for outcome, help_text in _OUTCOMES.items()
 }
+# Every kind is exported at zero from the start, so rates and alerts see it before it counts.
+for _counter in _counters.values():
+    for _kind in HANDLERS:
+        _counter.labels(_kind)
 
 
 def count_job(outcome: str, kind: str) -> None:
