@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from copier_template_extensions import ContextHook
+
+# The topics the example feature's worker consumes (features/jobs/events.py);
+# without it, the team's events.py names them and the autoscaler is theirs to point.
+EXAMPLE_CONSUMED_TOPICS = ("job.created", "job.due")
+
+
+def jetstream_consumer_name(group: str, topic: str) -> str:
+    """The durable consumer a group reads a topic through: consumer_name in platform/broker.py."""
+    readable = f"{group}-{topic.replace('.', '_')}"[:100]
+    digest = hashlib.sha256(f"{group}\n{topic}".encode()).hexdigest()[:8]
+    return f"{readable}-{digest}"
 
 
 class ServiceContext(ContextHook):
@@ -19,3 +31,7 @@ class ServiceContext(ContextHook):
         context["has_database"] = context["database"] != "none"
         context["has_broker"] = context["broker"] != "none"
         context["has_auth"] = context["auth"] != "none"
+        context["consumed_topics"] = (
+            list(EXAMPLE_CONSUMED_TOPICS) if context.get("example_feature") else []
+        )
+        context["jetstream_consumer_name"] = jetstream_consumer_name

@@ -107,9 +107,11 @@ def carry(source: str, destination: str | None) -> bool:
 
 def keep_removed_file(source: str, team_copy: Path) -> bool:
     kept = Path(source)
-    if not kept.exists():
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(team_copy, kept)
+    if kept.exists():
+        # This service's answers still render it: Copier has merged the edits.
+        return False
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(team_copy, kept)
     print(
         f"template-moves: KEPT {source}: this release no longer has it, and your "
         "edits to it are kept. Move what you still need where it belongs, then delete it."

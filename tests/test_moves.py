@@ -9,6 +9,7 @@ disappears undeclared, and read the report a person sees after an update.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -361,3 +362,33 @@ def test_no_file_of_the_latest_release_disappears_undeclared() -> None:
         f"files {latest.tag} rendered are gone at HEAD with no `_migrations` entry "
         f"({MOVES_SCRIPT}) declaring their move or removal:\n{listed}"
     )
+
+
+def load_moves_script() -> Any:
+    spec = importlib.util.spec_from_file_location("moves", TEMPLATE_ROOT / MOVES_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_removed_file_this_service_still_renders_is_left_to_copier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A removal may be only for some answers; where the file stays, Copier merged it."""
+    moves = load_moves_script()
+    monkeypatch.chdir(tmp_path)
+    merged = tmp_path / "deploy" / "monitoring" / "podmonitor.yaml"
+    merged.parent.mkdir(parents=True)
+    merged.write_text("as Copier merged it\n")
+    team_copy = tmp_path / "team"
+    team_copy.write_text("as the team left it\n")
+
+    assert moves.keep_removed_file("deploy/monitoring/podmonitor.yaml", team_copy) is False
+    assert merged.read_text() == "as Copier merged it\n"
+    assert "KEPT" not in capsys.readouterr().out
+
+    merged.unlink()
+    moves.keep_removed_file("deploy/monitoring/podmonitor.yaml", team_copy)
+    assert merged.read_text() == "as the team left it\n"
+    assert "KEPT deploy/monitoring/podmonitor.yaml" in capsys.readouterr().out

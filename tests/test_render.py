@@ -83,8 +83,17 @@ KUBERNETES_MANIFESTS = (
     "configmap.yaml",
     "deployment.yaml",
     "kustomization.yaml",
+    "networkpolicy.yaml",
+    "networkpolicy-from-ingress-controller.yaml",
+    "networkpolicy-from-prometheus.yaml",
     "poddisruptionbudget.yaml",
     "service.yaml",
+)
+OVERLAY_FILES = (
+    "kustomization.yaml",
+    "patches/api.yaml",
+    "patches/from-ingress-controller.yaml",
+    "patches/from-prometheus.yaml",
 )
 
 
@@ -195,11 +204,17 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files.add(".gitlab-ci.yml")
     if answers["kubernetes"]:
         files.update(f"deploy/k8s/{manifest}" for manifest in KUBERNETES_MANIFESTS)
+        overlays = ("deploy/overlays/dev", "deploy/overlays/prod")
+        files.update(f"{overlay}/{name}" for overlay in overlays for name in OVERLAY_FILES)
+        files.add("deploy/overlays/prod/ingress.yaml")
         files |= {
-            "deploy/monitoring/podmonitor.yaml",
+            "deploy/monitoring/servicemonitor.yaml",
             "deploy/monitoring/prometheusrule.yaml",
             "deploy/monitoring/grafana-dashboard.yaml",
         }
+        if answers["worker"] or (answers["broker"] != "none" and answers["database"] != "none"):
+            # The worker's and the relay's metrics ports; the ServiceMonitor scrapes the API.
+            files.add("deploy/monitoring/podmonitor.yaml")
         if answers["database"] == "postgresql":
             files.add("deploy/k8s/migrate-job.yaml")
             if answers["broker"] != "none":
@@ -207,8 +222,20 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         if answers["database"] == "sqlite":
             # One pod runs every process; the worker and relay run beside the API.
             files.add("deploy/k8s/persistentvolumeclaim.yaml")
-        elif answers["worker"]:
-            files.add("deploy/k8s/worker-deployment.yaml")
+        else:
+            files.add("deploy/k8s/horizontalpodautoscaler.yaml")
+            files.update(f"{overlay}/patches/api-autoscaler.yaml" for overlay in overlays)
+            if answers["worker"]:
+                files |= {
+                    "deploy/k8s/worker-deployment.yaml",
+                    "deploy/k8s/worker-scaledobject.yaml",
+                    "deploy/k8s/worker-triggerauthentication.yaml",
+                }
+                for overlay in overlays:
+                    files |= {
+                        f"{overlay}/patches/worker.yaml",
+                        f"{overlay}/patches/worker-autoscaler.yaml",
+                    }
     return files
 
 

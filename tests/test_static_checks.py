@@ -2,9 +2,11 @@
 
 There is no Docker engine, CI runner or cluster here, so these files are linted
 (hadolint) and validated against their published schemas (check-jsonschema,
-kubernetes-validate in strict mode), and the values they must share (the port,
-the container user, the package, the settings, the database) are checked to
-agree with the answers and with each other.
+kubernetes-validate in strict mode; custom resources against their vendored
+CustomResourceDefinitions, tests/schemas), the Kubernetes overlays are built
+as kustomize builds them (tests/kustomize_build.py), and the values they must
+share (the port, the container user, the package, the settings, the database,
+the broker's names) are checked to agree with the answers and with each other.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the locked set
 import pytest
 import yaml
+from kustomize_build import build, containers_in
 from matrix import TEMPLATE_ROOT
 from matrix import render as render_template
 
@@ -122,6 +127,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "database": "none",
         "broker": "nats",
         "worker": False,
+    },
+    # Each broker's autoscaling trigger, which needs the example feature's topics.
+    "github-k8s-postgresql-nats-oidc": {
+        **COMMON_ANSWERS,
+        "http_port": 8129,
+        "ci": "github",
+        "kubernetes": True,
+        "database": "postgresql",
+        "broker": "nats",
+        "worker": True,
+        "auth": "oidc",
+    },
+    "gitlab-k8s-postgresql-rabbitmq": {
+        **COMMON_ANSWERS,
+        "http_port": 9056,
+        "ci": "gitlab",
+        "kubernetes": True,
+        "database": "postgresql",
+        "broker": "rabbitmq",
+        "worker": True,
     },
     "gitlab-k8s-redis": {
         **COMMON_ANSWERS,
@@ -759,7 +784,7 @@ def api_container(project: Path) -> dict[str, Any]:
 
 
 def test_every_manifest_passes_strict_kubernetes_validation(k8s_project: Path) -> None:
-    files = list(manifests(k8s_project))
+    files = [path for path in manifests(k8s_project) if load_yaml(path)["kind"] not in CUSTOM_KINDS]
     assert files, "no manifests rendered"
     # --strict: an unknown or misspelt field is an error, not silently dropped.
     assert_tool_passes(KUBERNETES_VALIDATE, "--strict", "--quiet", *files)
@@ -991,7 +1016,7 @@ def test_relay_runs_once_beside_each_database(k8s_project: Path) -> None:
     else:
         (deployment,) = deployments
         assert in_api_pod is None
-        assert deployment["spec"]["replicas"] == 1, "one relay publishes in commit order"
+        assert_one_relay(deployment)
         container = named(pod_spec(deployment), "relay")
     assert container is not None
     assert container["command"] == module_command(k8s_project, "relay")
@@ -1026,6 +1051,514 @@ def test_grace_period_covers_the_pre_stop_sleep_and_the_shutdown(k8s_project: Pa
     shutdown = literal_default(settings_fields(k8s_project)["shutdown_timeout_seconds"])
     assert isinstance(shutdown, float | int)
     assert pod["terminationGracePeriodSeconds"] > pre_stop + shutdown
+
+
+# Kubernetes: overlays, autoscaling, network policy and monitoring
+
+OVERLAYS = ("dev", "prod")
+# Custom resources: validated against their CustomResourceDefinitions (tests/schemas).
+CUSTOM_KINDS = {
+    "ScaledObject",
+    "TriggerAuthentication",
+    "ServiceMonitor",
+    "PodMonitor",
+    "PrometheusRule",
+}
+CRDS = Path(__file__).parent / "schemas" / "crds"
+# Where the broker listens, as the settings' default BROKER_URL says.
+BROKER_PORTS = {"redis": 6379, "rabbitmq": 5672, "nats": 4222}
+# What each KEDA scaler reads from the TriggerAuthentication (KEDA v2.20 scalers).
+SCALER_PARAMETERS = {
+    "redis-streams": {"address", "password"},
+    "rabbitmq": {"host"},
+    "nats-jetstream": {"natsServerMonitoringEndpoint"},
+    "postgresql": {"connection"},
+}
+BROKER_SCALERS = {"redis": "redis-streams", "rabbitmq": "rabbitmq", "nats": "nats-jetstream"}
+
+
+def built_overlay(project: Path, overlay: str) -> list[dict[str, Any]]:
+    return build(project / "deploy" / "overlays" / overlay)
+
+
+def base_resources(project: Path) -> list[dict[str, Any]]:
+    return build(project / "deploy" / "k8s")
+
+
+def every_build(project: Path) -> dict[str, list[dict[str, Any]]]:
+    """The base and each overlay, as kustomize builds them."""
+    return {
+        "base": base_resources(project),
+        **{overlay: built_overlay(project, overlay) for overlay in OVERLAYS},
+    }
+
+
+def kind_named(resources: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any] | None:
+    found = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def strict(schema: Any) -> Any:
+    """The schema with unknown fields refused where the API server would prune them."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    tightened = {key: strict(value) for key, value in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        tightened["additionalProperties"] = False
+    return tightened
+
+
+@cache
+def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
+    group, _, version = api_version.rpartition("/")
+    for path in CRDS.glob("*.yaml"):
+        crd = load_yaml(path)
+        if crd["spec"]["group"] == group and crd["spec"]["names"]["kind"] == kind:
+            (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version and v["served"]]
+            schema: dict[str, Any] = strict(served["schema"]["openAPIV3Schema"])
+            return schema
+    raise AssertionError(f"no vendored CustomResourceDefinition for {api_version} {kind}")
+
+
+def assert_matches_its_crd(resource: dict[str, Any]) -> None:
+    validator = jsonschema.Draft7Validator(crd_schema(resource["apiVersion"], resource["kind"]))
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(resource)
+    ]
+    name = f"{resource['kind']} {resource['metadata']['name']}"
+    assert errors == [], f"{name} does not match its CustomResourceDefinition:\n" + "\n".join(
+        errors
+    )
+
+
+def monitoring(project: Path) -> list[dict[str, Any]]:
+    return [load_yaml(path) for path in sorted((project / "deploy" / "monitoring").glob("*.yaml"))]
+
+
+def test_base_and_overlays_as_built_pass_strict_kubernetes_validation(
+    k8s_project: Path, tmp_path: Path
+) -> None:
+    files = []
+    for name, resources in every_build(k8s_project).items():
+        for index, resource in enumerate(resources):
+            if resource["kind"] not in CUSTOM_KINDS:
+                path = tmp_path / f"{name}-{index}-{resource['kind']}.yaml"
+                path.write_text(yaml.safe_dump(resource))
+                files.append(path)
+    assert_tool_passes(KUBERNETES_VALIDATE, "--strict", "--quiet", *files)
+
+
+def test_custom_resources_match_their_published_definitions(k8s_project: Path) -> None:
+    custom = [
+        resource
+        for resources in every_build(k8s_project).values()
+        for resource in resources
+        if resource["kind"] in CUSTOM_KINDS
+    ]
+    custom += monitoring(k8s_project)
+    for resource in custom:
+        assert resource["kind"] in CUSTOM_KINDS
+        assert_matches_its_crd(resource)
+
+
+def test_the_crd_check_refuses_a_misspelt_field() -> None:
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "x"},
+        "spec": {"scaleTargetRef": {"name": "x"}, "minReplicas": 1, "triggers": []},
+    }
+    with pytest.raises(AssertionError, match="minReplicas"):
+        assert_matches_its_crd(scaled)
+
+
+def test_the_base_names_no_environment(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    for resource in base_resources(k8s_project):
+        assert "namespace" not in resource["metadata"], "the overlays choose the namespace"
+    for container in containers_in(base_resources(k8s_project)):
+        assert container["image"] == f"{answers['team']}/{answers['service_name']}:0.1.0"
+
+
+def test_overlays_differ_in_namespace_image_and_resources(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    image = f"{answers['team']}/{answers['service_name']}"
+    builds = {overlay: built_overlay(k8s_project, overlay) for overlay in OVERLAYS}
+    namespaces, tags, requests = {}, {}, {}
+    for overlay, resources in builds.items():
+        (namespace,) = {r["metadata"]["namespace"] for r in resources}
+        namespaces[overlay] = namespace
+        (tag,) = {c["image"] for c in containers_in(resources)}
+        assert tag.rpartition(":")[0].endswith(f"/{image}"), "the overlay's registry, same image"
+        tags[overlay] = tag
+        api = named(
+            pod_spec(kind_named(resources, "Deployment", answers["service_name"]) or {}), "api"
+        )
+        assert api is not None
+        requests[overlay] = api["resources"]["requests"]
+    assert len(set(namespaces.values())) == len(OVERLAYS)
+    assert len(set(tags.values())) == len(OVERLAYS)
+    assert requests["dev"] != requests["prod"]
+
+
+def autoscaling_bounds(
+    resources: list[dict[str, Any]], project: Path
+) -> dict[str, tuple[int, int]]:
+    """Each autoscaled Deployment's (min, max) replicas, by component."""
+    name = answers_of(project)["service_name"]
+    bounds = {}
+    autoscaler = kind_named(resources, "HorizontalPodAutoscaler", name)
+    if autoscaler:
+        bounds["api"] = (autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"])
+    scaled = kind_named(resources, "ScaledObject", f"{name}-worker")
+    if scaled:
+        bounds["worker"] = (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"])
+    return bounds
+
+
+def test_autoscalers_target_the_api_and_the_worker(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    name = answers["service_name"]
+    resources = base_resources(k8s_project)
+    autoscaler = kind_named(resources, "HorizontalPodAutoscaler", name)
+    scaled = kind_named(resources, "ScaledObject", f"{name}-worker")
+    if answers["database"] == "sqlite":
+        assert (autoscaler, scaled) == (None, None), "SQLite runs one pod"
+        return
+    assert autoscaler is not None
+    assert autoscaler["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": the(k8s_project, "Deployment", "api")["metadata"]["name"],
+    }
+    (metric,) = autoscaler["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu", "CPU utilisation needs the CPU request set"
+    assert "cpu" in api_container(k8s_project)["resources"]["requests"]
+    if not answers.get("worker"):
+        assert scaled is None
+        return
+    assert scaled is not None
+    worker = the(k8s_project, "Deployment", "worker")
+    assert scaled["spec"]["scaleTargetRef"] == {"name": worker["metadata"]["name"]}
+
+
+def test_overlays_start_at_the_autoscaler_minimum_and_prod_scales_further(
+    k8s_project: Path,
+) -> None:
+    name = answers_of(k8s_project)["service_name"]
+    deployments = {"api": name, "worker": f"{name}-worker"}
+    bounds = {}
+    for overlay in OVERLAYS:
+        resources = built_overlay(k8s_project, overlay)
+        bounds[overlay] = autoscaling_bounds(resources, k8s_project)
+        for component, (low, high) in bounds[overlay].items():
+            assert 1 <= low < high
+            deployment = kind_named(resources, "Deployment", deployments[component])
+            assert deployment is not None
+            assert deployment["spec"]["replicas"] == low, f"{overlay} {component} starts elsewhere"
+    assert (
+        bounds["dev"].keys()
+        == bounds["prod"].keys()
+        == autoscaling_bounds(base_resources(k8s_project), k8s_project).keys()
+    )
+    for component in bounds["prod"]:
+        assert bounds["prod"][component] > bounds["dev"][component]
+
+
+def assert_one_relay(deployment: dict[str, Any]) -> None:
+    assert deployment["spec"]["replicas"] == 1, "one relay publishes in commit order"
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "two relays would overlap"
+
+
+def test_exactly_one_relay_runs_in_every_environment(k8s_project: Path) -> None:
+    name = f"{answers_of(k8s_project)['service_name']}-relay"
+    for environment, resources in every_build(k8s_project).items():
+        relay = kind_named(resources, "Deployment", name)
+        if relay is None:
+            continue
+        assert_one_relay(relay)
+        targets = {
+            r["spec"]["scaleTargetRef"]["name"]
+            for r in resources
+            if r["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")
+        }
+        assert name not in targets, f"{environment} autoscales the relay"
+
+
+def is_constant_or_stdlib_import(node: ast.stmt) -> bool:
+    """`import hashlib`, `import re`, or a module constant: `NAME = literal or call`."""
+    if isinstance(node, ast.Import):
+        return all(alias.name in ("hashlib", "re") for alias in node.names)
+    return (
+        isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant | ast.Call)
+        and all(isinstance(target, ast.Name) and target.id.isupper() for target in node.targets)
+    )
+
+
+def rendered_function(path: Path, name: str) -> Callable[..., Any]:
+    """A function of a rendered module, run with the module's constants and stdlib imports."""
+    tree = ast.parse(path.read_text())
+    kept = [
+        node
+        for node in tree.body
+        if (isinstance(node, ast.FunctionDef) and node.name == name)
+        or is_constant_or_stdlib_import(node)
+    ]
+    namespace: dict[str, Any] = {}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), str(path), "exec"), namespace)
+    function: Callable[..., Any] = namespace[name]
+    return function
+
+
+def consumed_topics(project: Path) -> list[str]:
+    """The topics events.py has the worker consume: the example feature's events' types."""
+    answers = answers_of(project)
+    if not answers.get("example_feature"):
+        return []
+    package = project / "src" / answers["package_name"]
+    events = (package / "features" / "jobs" / "events.py").read_text()
+    types = dict(re.findall(r"class (\w+)\(Event\):.*?type = \"([\w.]+)\"", events, re.S))
+    consumed = re.search(r"registry\.consumes\(([^)]*)\)", (package / "events.py").read_text())
+    assert consumed is not None
+    return [types[name.strip()] for name in consumed[1].split(",")]
+
+
+def test_the_worker_scales_on_its_own_backlog(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    name = answers["service_name"]
+    scaled = kind_named(base_resources(k8s_project), "ScaledObject", f"{name}-worker")
+    if scaled is None:
+        return
+    triggers = scaled["spec"]["triggers"]
+    broker = broker_of(k8s_project)
+    # EVENTS_NAMESPACE and EVENTS_CONSUMER_GROUP as the settings default them.
+    fields = settings_fields(k8s_project)
+    if broker is None:
+        # The jobs table: the worker's own due condition, on columns the model has.
+        (trigger,) = triggers
+        assert trigger["type"] == "postgresql"
+        query = " ".join(trigger["metadata"]["query"].split())
+        jobs = k8s_project / "src" / answers["package_name"] / "features" / "jobs"
+        models = (jobs / "models.py").read_text()
+        assert query.startswith("SELECT count(*) FROM jobs WHERE")
+        assert '__tablename__ = "jobs"' in models
+        columns = re.findall(r"\b([a-z_]+) (?:<=|=|<) ", query)
+        assert columns == ["status", "next_run_at", "status"]
+        for column in columns:
+            assert re.search(rf"^    {column}: Mapped", models, re.M), column
+        for status in re.findall(r"status = '(\w+)'", query):
+            assert f'{status} = "{status}"' in models, f"no job status {status}"
+        repository = (jobs / "repository.py").read_text()
+        assert "Job.status == JobStatus.PENDING, Job.next_run_at <= now" in repository
+        assert "(status = 'PENDING' AND next_run_at <= now())" in query
+        assert "OR status = 'RUNNING'" in query, "a running job keeps its worker busy"
+        return
+    namespace = group = literal_default(fields["events_namespace"])
+    assert literal_default(fields["events_consumer_group"]) == group
+    topics = consumed_topics(k8s_project)
+    if not topics:
+        # The team names the topics in events.py; until then, CPU.
+        assert [t["type"] for t in triggers] == ["cpu"]
+        return
+    assert [t["type"] for t in triggers] == [BROKER_SCALERS[broker]] * len(topics)
+    broker_module = k8s_project / "src" / answers["package_name"] / "platform" / "broker.py"
+    for topic, trigger in zip(topics, triggers, strict=True):
+        metadata = trigger["metadata"]
+        if broker == "redis":
+            assert metadata["stream"] == f"{namespace}:{topic}"
+            assert metadata["consumerGroup"] == group
+            assert "lagCount" in metadata, "the lag is the backlog; pending is what is in hand"
+        elif broker == "rabbitmq":
+            assert metadata["queueName"] == f"{namespace}.{group}.{topic}"
+            assert metadata["mode"] == "QueueLength"
+        else:
+            stream_name = rendered_function(broker_module, "stream_name")
+            consumer_name = rendered_function(broker_module, "consumer_name")
+            assert metadata["stream"] == stream_name(namespace)
+            assert metadata["consumer"] == consumer_name(group, topic)
+
+
+def test_scalers_authenticate_from_a_secret_of_their_own(k8s_project: Path) -> None:
+    name = answers_of(k8s_project)["service_name"]
+    resources = base_resources(k8s_project)
+    scaled = kind_named(resources, "ScaledObject", f"{name}-worker")
+    authentication = kind_named(resources, "TriggerAuthentication", f"{name}-worker")
+    if scaled is None:
+        assert authentication is None
+        return
+    assert authentication is not None
+    references = authentication["spec"]["secretTargetRef"]
+    assert {ref["name"] for ref in references} == {f"{name}-autoscaling"}, (
+        "the pods' own Secret is not KEDA's to read"
+    )
+    parameters = {ref["parameter"] for ref in references}
+    broker = broker_of(k8s_project)
+    expected = SCALER_PARAMETERS[BROKER_SCALERS[broker] if broker else "postgresql"]
+    assert parameters == expected
+    for trigger in scaled["spec"]["triggers"]:
+        if trigger["type"] == "cpu":
+            continue
+        assert trigger["authenticationRef"] == {"name": authentication["metadata"]["name"]}
+        # Credentials come from the Secret, never from the manifest.
+        assert not SCALER_PARAMETERS[trigger["type"]] & set(trigger["metadata"])
+
+
+def network_policies(project: Path) -> dict[str, dict[str, Any]]:
+    name = answers_of(project)["service_name"]
+    return {
+        policy["metadata"]["name"].removeprefix(name).lstrip("-") or "default": policy
+        for policy in find(project, "NetworkPolicy")
+    }
+
+
+def declared_ports(project: Path) -> dict[str, set[str]]:
+    """Each workload component's named container ports."""
+    ports: dict[str, set[str]] = {}
+    for workload in workloads(project):
+        for container in all_containers(pod_spec(workload)):
+            for port in container.get("ports", []):
+                ports.setdefault(component(workload) or "", set()).add(port["name"])
+    return ports
+
+
+def test_network_policy_denies_by_default_and_allows_what_the_variant_uses(
+    k8s_project: Path,
+) -> None:
+    answers = answers_of(k8s_project)
+    name = answers["service_name"]
+    policies = network_policies(k8s_project)
+    assert set(policies) == {"default", "from-ingress-controller", "from-prometheus"}
+    default = policies["default"]["spec"]
+    assert default["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": name}}
+    assert default["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in default, "nothing comes in but what the other policies allow"
+    for workload in workloads(k8s_project):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert labels.get("app.kubernetes.io/part-of") == name, "a pod the policy misses"
+    allowed = {
+        (port["port"], port["protocol"]) for rule in default["egress"] for port in rule["ports"]
+    }
+    assert all("to" not in rule for rule in default["egress"][:1])
+    expected = {(53, "UDP"), (53, "TCP")}
+    if answers["database"] == "postgresql":
+        expected.add((5432, "TCP"))
+    broker = broker_of(k8s_project)
+    if broker:
+        assert default_broker_url(k8s_project).port == BROKER_PORTS[broker]
+        expected.add((BROKER_PORTS[broker], "TCP"))
+    if answers.get("auth") == "oidc":
+        expected.add((443, "TCP"))
+    assert allowed == expected
+
+
+def test_network_policy_lets_in_the_ingress_controller_and_prometheus_only(
+    k8s_project: Path,
+) -> None:
+    policies = network_policies(k8s_project)
+    ports = declared_ports(k8s_project)
+    from_controller = policies["from-ingress-controller"]["spec"]
+    api_labels = the(k8s_project, "Deployment", "api")["spec"]["selector"]["matchLabels"]
+    assert from_controller["podSelector"] == {"matchLabels": api_labels}
+    (rule,) = from_controller["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["http"]
+    assert "http" in ports["api"]
+    (rule,) = policies["from-prometheus"]["spec"]["ingress"]
+    scraped = {p["port"] for p in rule["ports"]}
+    everything = set().union(*ports.values())
+    assert scraped == everything, "Prometheus scrapes every declared port, which are all metrics"
+    for policy in policies.values():
+        for ingress in policy["spec"].get("ingress", []):
+            (source,) = ingress["from"]
+            assert set(source) == {"namespaceSelector"}, "by namespace labels, set in the overlays"
+
+
+def test_overlays_choose_the_namespaces_traffic_comes_from(k8s_project: Path) -> None:
+    name = answers_of(k8s_project)["service_name"]
+    base = {r["metadata"]["name"]: r for r in find(k8s_project, "NetworkPolicy")}
+    for overlay in OVERLAYS:
+        resources = built_overlay(k8s_project, overlay)
+        for suffix in ("from-ingress-controller", "from-prometheus"):
+            policy = kind_named(resources, "NetworkPolicy", f"{name}-{suffix}")
+            assert policy is not None
+            # The patch restates the rule (a list without a merge key): the ports must survive.
+            ports = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
+            base_ports = [
+                p["port"]
+                for rule in base[f"{name}-{suffix}"]["spec"]["ingress"]
+                for p in rule["ports"]
+            ]
+            assert ports == base_ports, f"{overlay} lets in other ports than the base"
+
+
+def assert_restricted(pod: dict[str, Any]) -> None:
+    """Pod Security Standards, restricted profile: the fields it requires."""
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    for container in all_containers(pod):
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        assert "add" not in security["capabilities"]
+        assert "privileged" not in security and "runAsUser" not in security
+    for volume in pod.get("volumes", []):
+        assert set(volume) - {"name"} <= {
+            "emptyDir",
+            "persistentVolumeClaim",
+            "configMap",
+            "secret",
+        }
+
+
+def test_every_environment_meets_the_restricted_pod_security_standard(k8s_project: Path) -> None:
+    for resources in every_build(k8s_project).values():
+        for resource in resources:
+            if resource["kind"] in ("Deployment", "Job"):
+                assert_restricted(pod_spec(resource))
+
+
+def test_prod_has_a_tls_ingress_to_the_api_service(k8s_project: Path) -> None:
+    assert [r for r in built_overlay(k8s_project, "dev") if r["kind"] == "Ingress"] == []
+    (ingress,) = [r for r in built_overlay(k8s_project, "prod") if r["kind"] == "Ingress"]
+    service = the(k8s_project, "Service")
+    (rule,) = ingress["spec"]["rules"]
+    (tls,) = ingress["spec"]["tls"]
+    assert tls["hosts"] == [rule["host"]]
+    (path,) = rule["http"]["paths"]
+    backend = path["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+
+
+def test_every_process_is_scraped_once(k8s_project: Path) -> None:
+    answers = answers_of(k8s_project)
+    resources = {r["kind"]: r for r in monitoring(k8s_project)}
+    assert set(resources) <= {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    service = the(k8s_project, "Service")
+    service_monitor = resources["ServiceMonitor"]["spec"]
+    selector = service_monitor["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in service_monitor["endpoints"]] == ["http"]
+    assert service["spec"]["ports"][0]["name"] == "http"
+    metrics_ports = set().union(*declared_ports(k8s_project).values()) - {"http"}
+    if not metrics_ports:
+        assert "PodMonitor" not in resources, "a PodMonitor with nothing to scrape"
+        return
+    pod_monitor = resources["PodMonitor"]["spec"]
+    ports = [endpoint["port"] for endpoint in pod_monitor["podMetricsEndpoints"]]
+    assert sorted(ports) == sorted(metrics_ports), "the API is the ServiceMonitor's"
+    for endpoint in service_monitor["endpoints"] + pod_monitor["podMetricsEndpoints"]:
+        relabel = {r["targetLabel"]: r for r in endpoint["relabelings"]}
+        assert relabel["service"]["replacement"] == answers["service_name"]
+        assert "component" in relabel
 
 
 # Settings: .env.example, compose and the ConfigMap against the settings classes
