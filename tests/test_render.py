@@ -46,6 +46,7 @@ PLATFORM_MODULES = (
 SERVICE_TESTS = ("__init__", "conftest")
 PLATFORM_TESTS = (
     "__init__",
+    "collector",
     "fixtures",
     "processes",
     "scrape",

@@ -79,6 +79,8 @@ def build_app(settings: PlatformSettings, resources: Sequence[Resource] = ()) ->
         openapi_url="/openapi.json" if docs else None,
         telemetry=fastapi_telemetry(tracer_provider),
     )
+    # None when tracing is off; the database and HTTP clients are traced with it.
+    app.state.tracer_provider = tracer_provider
     app.state.readiness_checks = checks
     app.state.metrics_registry = metrics.registry
     app.state.scrape_samples = scrape_samples
