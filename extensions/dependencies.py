@@ -6,7 +6,7 @@ ask for a pin by name, so a version never appears in a rendered file by hand:
     {{ pin("fastapi") }}           -> fastapi==0.165.0
     {{ version("ruff") }}          -> 0.17.6
     {{ image("python") }}          -> python:3.11-slim-bookworm
-    {{ action("actions/checkout") }} -> actions/checkout@v5
+    {{ action("actions/checkout") }} -> actions/checkout@<commit> # v5.1.0
 """
 
 from __future__ import annotations

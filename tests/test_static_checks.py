@@ -1,7 +1,8 @@
 """Static checks of what cannot run on the test machine: image, compose, CI and manifests.
 
 There is no Docker engine, CI runner or cluster here, so these files are linted
-(hadolint) and validated against their published schemas (check-jsonschema,
+(hadolint; checkov over the image, CI and manifests; zizmor over the GitHub
+workflows) and validated against their published schemas (check-jsonschema,
 kubernetes-validate in strict mode; custom resources against their vendored
 CustomResourceDefinitions, tests/schemas), the Kubernetes overlays are built
 as kustomize builds them (tests/kustomize_build.py), and the values they must
@@ -15,6 +16,7 @@ import ast
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -36,6 +38,10 @@ TOOLS = Path(sys.executable).parent
 HADOLINT = TOOLS / "hadolint"
 CHECK_JSONSCHEMA = TOOLS / "check-jsonschema"
 KUBERNETES_VALIDATE = TOOLS / "kubernetes-validate"
+ZIZMOR = TOOLS / "zizmor"
+# checkov's dependencies do not fit beside this repository's locked set: uv runs
+# it from a tool environment of its own, at this version.
+CHECKOV_VERSION = "3.3.30"
 
 COMMON_ANSWERS = {
     "service_name": "orders-api",
@@ -162,6 +168,9 @@ ALL = list(VARIANTS)
 WITH_KUBERNETES = [name for name, answers in VARIANTS.items() if answers["kubernetes"]]
 WITH_GITHUB = [name for name, answers in VARIANTS.items() if answers["ci"] == "github"]
 WITH_GITLAB = [name for name, answers in VARIANTS.items() if answers["ci"] == "gitlab"]
+SHIPPED = [
+    name for name, answers in VARIANTS.items() if answers["ci"] != "none" or answers["kubernetes"]
+]
 BILL_OF_MATERIALS = TEMPLATE_ROOT / "extensions" / "dependencies.toml"
 
 # The URL scheme each broker's BROKER_URL uses.
@@ -193,6 +202,11 @@ def project(request: pytest.FixtureRequest, render: Callable[[str], Path]) -> Pa
 
 @pytest.fixture(params=WITH_KUBERNETES)
 def k8s_project(request: pytest.FixtureRequest, render: Callable[[str], Path]) -> Path:
+    return render(request.param)
+
+
+@pytest.fixture(params=SHIPPED)
+def shipped_project(request: pytest.FixtureRequest, render: Callable[[str], Path]) -> Path:
     return render(request.param)
 
 
@@ -559,6 +573,154 @@ def test_a_scheduled_job_reports_template_drift(github_project: Path, gitlab_pro
 def test_gitlab_ci_matches_its_schema(gitlab_project: Path) -> None:
     pipeline = gitlab_project / ".gitlab-ci.yml"
     assert_tool_passes(CHECK_JSONSCHEMA, "--builtin-schema", "vendor.gitlab-ci", pipeline)
+
+
+def github_workflows(github_project: Path) -> list[Path]:
+    return sorted((github_project / ".github" / "workflows").glob("*.yml"))
+
+
+def test_github_workflows_pass_zizmor(github_project: Path) -> None:
+    # Offline: the audits that ask GitHub's API about the pinned commits cannot run here.
+    assert_tool_passes(ZIZMOR, "--offline", *github_workflows(github_project))
+
+
+# `uses: owner/repo@<commit> # vX.Y.Z`, the form a tag cannot be moved under.
+USES = re.compile(r"^\s*(?:- )?uses: (?P<action>[^@\s]+)@(?P<ref>\S+)(?P<comment>.*)$")
+
+
+def test_github_actions_are_pinned_by_commit_to_a_release(github_project: Path) -> None:
+    pins = []
+    for path in github_workflows(github_project):
+        pins += [match for line in path.read_text().splitlines() if (match := USES.match(line))]
+    assert pins, "no action found: the pattern no longer matches the workflows"
+    for pin in pins:
+        assert re.fullmatch(r"[0-9a-f]{40}", pin["ref"]), f"{pin['action']} is not pinned by commit"
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", pin["comment"]), (
+            f"{pin['action']} does not name the release its commit is"
+        )
+
+
+# An inline suppression, checkov's or zizmor's, and what follows it on the line.
+SUPPRESSION = re.compile(
+    r"(?:checkov:skip=[A-Z0-9_]+:?|checkov\.io/skip\d+: [A-Z0-9_]+=?|zizmor: ignore\[[a-z-]+\])"
+    r"(?P<reason>.*)$"
+)
+
+
+def test_every_suppressed_finding_says_why(shipped_project: Path) -> None:
+    files = [*github_workflows(shipped_project), *shipped_project.glob(".gitlab-ci.yml")]
+    files += sorted((shipped_project / "deploy").rglob("*.yaml"))
+    for path in files:
+        for line in path.read_text().splitlines():
+            match = SUPPRESSION.search(line)
+            if match:
+                assert match["reason"].strip(), (
+                    f"{path.name}: a finding suppressed without a reason"
+                )
+
+
+def github_jobs(github_project: Path) -> dict[str, dict[str, Any]]:
+    jobs: dict[str, dict[str, Any]] = load_yaml(
+        github_project / ".github" / "workflows" / "ci.yml"
+    )["jobs"]
+    return jobs
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [step for step in job["steps"] if step.get("uses", "").startswith(f"{action}@")]
+
+
+def commands_of(job: dict[str, Any]) -> str:
+    return "\n".join(step["run"] for step in job["steps"] if "run" in step)
+
+
+def test_github_jobs_hold_only_the_permissions_they_need(github_project: Path) -> None:
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    assert workflow["permissions"] == {}
+    for name, job in github_jobs(github_project).items():
+        writes = {scope for scope, access in job["permissions"].items() if access == "write"}
+        expected = {"packages", "id-token", "attestations"} if name == "publish" else set()
+        assert writes == expected, f"{name} may write {writes}"
+
+
+def overlay_image_name(project: Path) -> str:
+    """The image the prod overlay names, the name a deploy sets the release's for."""
+    kustomization = load_yaml(project / "deploy" / "overlays" / "prod" / "kustomization.yaml")
+    (image,) = kustomization["images"]
+    name: str = image["name"]
+    return name
+
+
+def test_github_builds_scans_and_ships_a_tag_after_the_checks(github_project: Path) -> None:
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    assert workflow[True]["push"]["tags"] == ["v*"]  # type: ignore[index]  # the bare key `on`
+    jobs = github_jobs(github_project)
+    assert "uv export --frozen" in commands_of(jobs["audit"])
+    assert "pip-audit --requirement requirements.txt" in commands_of(jobs["audit"])
+    image = jobs["image"]
+    assert set(image["needs"]) == {"lint", "typecheck", "test"}
+    (build,) = steps_using(image, "docker/build-push-action")
+    assert build["with"]["cache-from"] == "type=gha"
+    sbom, scan = steps_using(image, "aquasecurity/trivy-action")
+    assert sbom["with"]["format"] == "cyclonedx"
+    assert (scan["with"]["severity"], scan["with"]["exit-code"]) == ("HIGH,CRITICAL", "1")
+    (upload,) = steps_using(image, "actions/upload-artifact")
+    assert upload["with"]["path"] == sbom["with"]["output"]
+    publish = jobs["publish"]
+    assert publish["if"] == "startsWith(github.ref, 'refs/tags/v')"
+    assert set(publish["needs"]) == {"audit", "image"}
+    (push,) = steps_using(publish, "docker/build-push-action")
+    tags = push["with"]["tags"].splitlines()
+    assert [tag.rpartition(":")[2] for tag in tags] == [
+        "${{ steps.name.outputs.version }}",
+        "${{ github.sha }}",
+    ]
+    (attest,) = steps_using(publish, "actions/attest-build-provenance")
+    assert attest["with"]["subject-digest"] == "${{ steps.build.outputs.digest }}"
+    if not answers_of(github_project)["kubernetes"]:
+        assert "deploy" not in jobs
+        return
+    deploy = jobs["deploy"]
+    assert (deploy["needs"], deploy["environment"]) == ("publish", "production")
+    assert deploy["if"] == publish["if"]
+    commands = commands_of(deploy)
+    assert f'kustomize edit set image "{overlay_image_name(github_project)}=' in commands
+    assert "kubectl apply -k deploy/overlays/prod" in commands
+
+
+def test_gitlab_builds_scans_and_ships_a_tag_after_the_checks(gitlab_project: Path) -> None:
+    pipeline = load_yaml(gitlab_project / ".gitlab-ci.yml")
+    audit = " ".join(pipeline["audit"]["script"])
+    assert "uv export --frozen" in audit
+    assert "pip-audit --requirement requirements.txt" in audit
+    build = pipeline["build"]
+    assert set(build["needs"]) == {"lint", "typecheck", "test"}
+    (command,) = build["script"]
+    assert "--import-cache type=registry" in command
+    assert "--export-cache type=registry" in command
+    scan = pipeline["scan"]
+    assert scan["needs"] == ["build"]
+    sbom, vulnerabilities = scan["script"]
+    assert "--format cyclonedx --output sbom.cdx.json" in sbom
+    assert "--severity HIGH,CRITICAL" in vulnerabilities
+    assert "--exit-code 1" in vulnerabilities
+    assert scan["artifacts"]["reports"]["cyclonedx"] == "sbom.cdx.json"
+    publish = pipeline["publish"]
+    release = [{"if": "$CI_COMMIT_TAG =~ /^v/"}]
+    assert publish["rules"] == release
+    assert set(publish["needs"]) == {"audit", "build", "scan"}
+    assert publish["script"][0] == 'VERSION="${CI_COMMIT_TAG#v}"'
+    assert "$CI_REGISTRY_IMAGE:$VERSION,$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA" in publish["script"][1]
+    assert "attest:provenance" in publish["script"][1]
+    if not answers_of(gitlab_project)["kubernetes"]:
+        assert "deploy" not in pipeline
+        return
+    deploy = pipeline["deploy"]
+    assert deploy["rules"] == [{**release[0], "when": "manual"}]
+    assert (deploy["needs"], deploy["environment"]) == (["publish"], {"name": "production"})
+    commands = "\n".join(deploy["script"])
+    assert f'kustomize edit set image "{overlay_image_name(gitlab_project)}=' in commands
+    assert "kubectl apply -k deploy/overlays/prod" in commands
 
 
 # What every CI provider must run, each command with any further arguments.
@@ -1709,3 +1871,58 @@ def test_compose_and_configmap_set_only_real_settings(project: Path) -> None:
             for container in all_containers(pod_spec(workload)):
                 for variable in container.get("env", []):
                     assert variable["name"] in fields, f"{container['name']} sets a non-setting"
+
+
+# checkov: the image, the CI and the manifests, together
+
+
+CHECKOV_CI_FRAMEWORKS = {"github": "github_actions", "gitlab": "gitlab_ci"}
+
+
+def checkov_reports(project: Path, built: Path) -> list[dict[str, Any]]:
+    """checkov's reports on every file a variant ships, in one run.
+
+    The overlays are checked as built: a patch alone is not a resource, and the
+    base's skip annotations come through the build. The monitoring objects are
+    applied as they are.
+    """
+    files = [project / "Dockerfile", project / "compose.yaml", *github_workflows(project)]
+    files += project.glob(".gitlab-ci.yml")
+    if answers_of(project)["kubernetes"]:
+        files += sorted((project / "deploy" / "monitoring").glob("*.yaml"))
+        for overlay in OVERLAYS:
+            manifests = built / f"{overlay}.yaml"
+            manifests.write_text(yaml.safe_dump_all(built_overlay(project, overlay)))
+            files.append(manifests)
+    uv = shutil.which("uv")
+    assert uv, "uv runs checkov, and is not on PATH"
+    checkov = (uv, "tool", "run", "--from", f"checkov=={CHECKOV_VERSION}", "checkov")
+    result = run_tool(*checkov, "--skip-download", "--output", "json", "--file", *files)
+    assert result.stdout.startswith(("[", "{")), f"checkov failed:\n{result.stderr}"
+    reports = json.loads(result.stdout)
+    return reports if isinstance(reports, list) else [reports]
+
+
+def test_checkov_passes_everything_a_variant_ships(shipped_project: Path, tmp_path: Path) -> None:
+    answers = answers_of(shipped_project)
+    reports = {
+        report["check_type"]: report for report in checkov_reports(shipped_project, tmp_path)
+    }
+    expected = {"dockerfile"}
+    if answers["ci"] != "none":
+        expected.add(CHECKOV_CI_FRAMEWORKS[answers["ci"]])
+    if answers["kubernetes"]:
+        expected.add("kubernetes")
+    assert expected <= set(reports), "checkov left out some of the files"
+    for check_type, report in reports.items():
+        failed = [
+            f"{check['check_id']} {check['file_path']} {check['resource']}"
+            for check in report["results"]["failed_checks"]
+        ]
+        assert failed == [], f"checkov's {check_type} checks failed:\n" + "\n".join(failed)
+        assert report["summary"]["parsing_errors"] == 0, (
+            f"checkov could not read a {check_type} file"
+        )
+        for check in report["results"]["skipped_checks"]:
+            reason = check["check_result"].get("suppress_comment", "")
+            assert reason.strip(), f"{check['check_id']} skipped without a reason"

@@ -82,7 +82,12 @@ DEPENDENCY_SECTIONS: dict[str, tuple[str, str, list[str]]] = {
     "dev": ("Development", "Tools the service is tested and checked with.", PACKAGE_COLUMNS),
     "build": ("Build", "The build backend, in `[build-system] requires`.", PACKAGE_COLUMNS),
     "images": ("Container images", "Images the rendered files build on.", ["Image", "Reference"]),
-    "ci": ("CI actions", "Actions the GitHub workflow uses.", ["Action", "Reference"]),
+    "ci": (
+        "CI actions",
+        "Actions the GitHub workflow uses, each pinned by the commit of the release"
+        " its comment names: a tag can be moved, a commit cannot.",
+        ["Action", "Reference"],
+    ),
 }
 
 
