@@ -95,11 +95,16 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
+def bench_database_url() -> str:
+    """The benchmark database's SQLAlchemy URL, whether or not it exists yet."""
+    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{BENCH_DATABASE}"
+
+
 def create_database(service: Service) -> str:
     """A fresh benchmark database on the local PostgreSQL; its SQLAlchemy URL."""
     service.run("-c", DATABASE_SCRIPT, ADMIN_URL, BENCH_DATABASE, "create")
-    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{BENCH_DATABASE}"
+    return bench_database_url()
 
 
 def drop_database(service: Service) -> None:

@@ -26,6 +26,7 @@ from benchmarks.common import (
     FULL_VARIANT,
     PACKAGE,
     Service,
+    bench_database_url,
     machine,
     now,
     print_table,
@@ -41,7 +42,8 @@ BASELINE_SUFFIX = " (baseline)"
 
 def probe(service: Service, log_level: str, output: Path) -> dict[str, float]:
     """One probe process; microseconds per request for each app it measures."""
-    env = production_env(JWT_SECRET=secrets.token_urlsafe(48))
+    # Production refuses the development DATABASE_URL; /livez never connects to this one.
+    env = production_env(DATABASE_URL=bench_database_url(), JWT_SECRET=secrets.token_urlsafe(48))
     command = [str(service.python), str(PROBE), "--package", PACKAGE, "--output", str(output)]
     subprocess.run(
         [*command, "--log-level", log_level],
