@@ -100,11 +100,15 @@ def release_a_move_and_a_rename(template: Path) -> str:
         str(PLATFORM / f"{NEW_MODULE}.py"),
     )
     replace_once(template / PLATFORM / f"{NEW_MODULE}.py", *TEMPLATE_DOCSTRING)
-    replace_once(
-        template / PLATFORM / "application.py",
-        f"from .{OLD_MODULE} import",
-        f"from .{NEW_MODULE} import",
-    )
+    import_old_module = re.compile(rf"^(from \.+(?:platform\.)?){OLD_MODULE} import", re.MULTILINE)
+    importers = [
+        path
+        for path in (template / "template" / "src").rglob("*")
+        if path.is_file() and import_old_module.search(path.read_text())
+    ]
+    assert importers, f"nothing imports the {OLD_MODULE} module any more"
+    for path in importers:
+        path.write_text(import_old_module.sub(rf"\g<1>{NEW_MODULE} import", path.read_text()))
     replace_once(
         template / PLATFORM / "application.py",
         f"settings.{OLD_SETTING}",
