@@ -549,10 +549,13 @@ def test_compose_relay_publishes_the_outbox(project: Path) -> None:
 # CI
 
 
+GITHUB_WORKFLOW_SCHEMAS = ("vendor.github-workflows", "custom.github-workflows-require-timeout")
+
+
 def test_github_workflows_match_their_schemas(github_project: Path) -> None:
     workflows = sorted((github_project / ".github" / "workflows").glob("*.yml"))
     assert [path.name for path in workflows] == ["ci.yml", "template-update.yml"]
-    for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
+    for schema in GITHUB_WORKFLOW_SCHEMAS:
         assert_tool_passes(CHECK_JSONSCHEMA, "--builtin-schema", schema, *workflows)
 
 
@@ -1312,28 +1315,38 @@ def monitoring(project: Path) -> list[dict[str, Any]]:
     return [resource for resource in resources if resource["kind"] != "ConfigMap"]
 
 
+def core_kind_files(project: Path, directory: Path) -> list[Path]:
+    """Each core-kind resource of the base and the overlays as built, written to a file."""
+    files = []
+    for name, resources in every_build(project).items():
+        for index, resource in enumerate(resources):
+            if resource["kind"] not in CUSTOM_KINDS:
+                path = directory / f"{name}-{index}-{resource['kind']}.yaml"
+                path.write_text(yaml.safe_dump(resource))
+                files.append(path)
+    return files
+
+
+def custom_resources(project: Path) -> list[dict[str, Any]]:
+    """The custom resources of the base, the overlays as built and deploy/monitoring/."""
+    custom = [
+        resource
+        for resources in every_build(project).values()
+        for resource in resources
+        if resource["kind"] in CUSTOM_KINDS
+    ]
+    return custom + monitoring(project)
+
+
 def test_base_and_overlays_as_built_pass_strict_kubernetes_validation(
     k8s_project: Path, tmp_path: Path
 ) -> None:
-    files = []
-    for name, resources in every_build(k8s_project).items():
-        for index, resource in enumerate(resources):
-            if resource["kind"] not in CUSTOM_KINDS:
-                path = tmp_path / f"{name}-{index}-{resource['kind']}.yaml"
-                path.write_text(yaml.safe_dump(resource))
-                files.append(path)
+    files = core_kind_files(k8s_project, tmp_path)
     assert_tool_passes(KUBERNETES_VALIDATE, "--strict", "--quiet", *files)
 
 
 def test_custom_resources_match_their_published_definitions(k8s_project: Path) -> None:
-    custom = [
-        resource
-        for resources in every_build(k8s_project).values()
-        for resource in resources
-        if resource["kind"] in CUSTOM_KINDS
-    ]
-    custom += monitoring(k8s_project)
-    for resource in custom:
+    for resource in custom_resources(k8s_project):
         assert resource["kind"] in CUSTOM_KINDS
         assert_matches_its_crd(resource)
 
@@ -1880,7 +1893,12 @@ CHECKOV_CI_FRAMEWORKS = {"github": "github_actions", "gitlab": "gitlab_ci"}
 
 
 def checkov_reports(project: Path, built: Path) -> list[dict[str, Any]]:
-    """checkov's reports on every file a variant ships, in one run.
+    """checkov's reports on every file a variant ships, in one run."""
+    return run_checkov(checkov_files(project, built))
+
+
+def checkov_files(project: Path, built: Path) -> list[Path]:
+    """Every file a variant ships, the overlays written as built into `built`.
 
     The overlays are checked as built: a patch alone is not a resource, and the
     base's skip annotations come through the build. The monitoring objects are
@@ -1894,6 +1912,11 @@ def checkov_reports(project: Path, built: Path) -> list[dict[str, Any]]:
             manifests = built / f"{overlay}.yaml"
             manifests.write_text(yaml.safe_dump_all(built_overlay(project, overlay)))
             files.append(manifests)
+    return files
+
+
+def run_checkov(files: list[Path]) -> list[dict[str, Any]]:
+    """checkov's reports on the files, one per framework, from one run."""
     uv = shutil.which("uv")
     assert uv, "uv runs checkov, and is not on PATH"
     checkov = (uv, "tool", "run", "--from", f"checkov=={CHECKOV_VERSION}", "checkov")
