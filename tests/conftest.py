@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from matrix import all_variants, code_variants, covering_variants
+from matrix import Variant, all_variants, code_variants, covering_variants
 
 SUITE_SECONDS = "variant_seconds"
 SUITE_STEPS = "variant_steps"
@@ -19,9 +20,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help=(
             "render and run the full suite of every variant, not only one variant per "
-            "combination of code-shaping answers and the pairwise covering set"
+            "combination of code-shaping answers"
         ),
     )
+    parser.addoption(
+        "--covering-set",
+        action="store_true",
+        default=False,
+        help=(
+            "run the full suite of the pairwise covering set of variants only, not of "
+            "every combination of code-shaping answers: a quick local check"
+        ),
+    )
+
+
+def suite_variants(config: pytest.Config) -> tuple[Variant, ...]:
+    """The variants whose full suite runs."""
+    if config.getoption("--all-variants"):
+        return all_variants()
+    if config.getoption("--covering-set"):
+        return covering_variants()
+    return code_variants()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -30,8 +49,48 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         variants = all_variants() if every else code_variants()
         metafunc.parametrize("variant", variants, ids=[v.id for v in variants])
     if "suite_variant" in metafunc.fixturenames:
-        variants = all_variants() if every else covering_variants()
+        variants = suite_variants(metafunc.config)
         metafunc.parametrize("suite_variant", variants, ids=[v.id for v in variants])
+
+
+# What makes a variant's suite long, by answer: each adds real processes or waits.
+SUITE_WEIGHTS = {"database": 2, "broker": 4, "worker": 2, "example_feature": 2, "auth": 1}
+
+
+def suite_weight(variant: Variant) -> int:
+    data = variant.data
+    return sum(
+        weight
+        for question, weight in SUITE_WEIGHTS.items()
+        if data[question] not in (None, False, "none")
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The variants' suites first, the longest first, so no worker ends on a long one."""
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        callspec = getattr(item, "callspec", None)
+        variant = callspec.params.get("suite_variant") if callspec else None
+        if isinstance(variant, Variant):
+            return (0, -suite_weight(variant))
+        return (1, 0)
+
+    items.sort(key=order)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_type_check_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One mypy cache for every service this test worker checks.
+
+    mypy's cache is per module and checked against each file's content hash,
+    so the libraries every variant shares (FastAPI, SQLAlchemy, pydantic...)
+    are analysed once per worker instead of once per variant, and each
+    variant's own modules are still checked in full.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MYPY_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mypy-cache"))
+        yield
 
 
 _STARTED = pytest.StashKey[float]()
@@ -51,10 +110,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 rows.append((report.nodeid, outcome, properties))
     if not rows:
         return
-    every = config.getoption("--all-variants")
-    terminalreporter.section(
-        f"variant suites ({'every variant' if every else 'pairwise covering set'})"
-    )
+    if config.getoption("--all-variants"):
+        which = "every variant"
+    elif config.getoption("--covering-set"):
+        which = "pairwise covering set"
+    else:
+        which = "every combination of code-shaping answers"
+    terminalreporter.section(f"variant suites ({which})")
     for nodeid, outcome, properties in sorted(rows):
         steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in properties[SUITE_STEPS])
         variant = nodeid.split("[", 1)[-1].rstrip("]")

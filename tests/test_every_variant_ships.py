@@ -16,14 +16,12 @@ split the work between the test workers.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from matrix import code_variants
-from matrix import render as render_template
+from renders import rendered_once
 from test_static_checks import (
     CHECK_JSONSCHEMA,
     CHECKOV_CI_FRAMEWORKS,
@@ -58,30 +56,12 @@ def test_every_code_variant_that_ships_is_in_a_chunk() -> None:
     assert {v.data["kubernetes"] for v in SHIPPED} == {False, True}
 
 
-def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory every test worker of this run sees: the one holding their own."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
 @pytest.fixture(params=range(CHUNKS), ids=lambda index: f"chunk{index}")
 def chunk(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Projects:
-    """The chunk's variants, each in a directory named by its id, rendered once per run.
-
-    Its tests may run on different workers, so the first to ask renders it
-    while the others wait on the lock.
-    """
-    index: int = request.param
-    root = shared_root(tmp_path_factory) / f"every-variant-chunk{index}"
-    root.mkdir(exist_ok=True)
-    projects = {variant.id: root / variant.id for variant in CHUNKED[index]}
-    with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / ".rendered").exists():
-            for variant in CHUNKED[index]:
-                render_template(projects[variant.id], variant.data)
-            (root / ".rendered").touch()
-    return projects
+    """The chunk's variants, each in a directory named by its id, rendered once per run."""
+    return {
+        variant.id: rendered_once(tmp_path_factory, variant) for variant in CHUNKED[request.param]
+    }
 
 
 def with_answer(projects: Projects, question: str, *values: Any) -> Projects:

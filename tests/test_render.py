@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from matrix import TEMPLATE_ROOT, Variant, answered_default, render
+from matrix import TEMPLATE_ROOT, Variant, answered_default
+from renders import rendered_once
 
 # `${{ ... }}` is GitHub Actions' own expression syntax, `{{ $value }}`
 # Prometheus' alert templating and `{{route}}` a Grafana legend, not Jinja.
@@ -240,20 +241,10 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     return files
 
 
-@pytest.fixture(scope="session")
-def render_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return {}
-
-
 @pytest.fixture
-def rendered(
-    render_cache: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, variant: Variant
-) -> Path:
-    """The variant rendered once per test process; tests only read it."""
-    if variant.id not in render_cache:
-        destination = tmp_path_factory.mktemp("render") / "service"
-        render_cache[variant.id] = render(destination, variant.data)
-    return render_cache[variant.id]
+def rendered(tmp_path_factory: pytest.TempPathFactory, variant: Variant) -> Path:
+    """The variant rendered once per run (tests/renders.py); tests only read it."""
+    return rendered_once(tmp_path_factory, variant)
 
 
 def text_files(root: Path) -> list[Path]:

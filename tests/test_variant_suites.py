@@ -1,7 +1,9 @@
 """Each variant in its own environment: ruff, mypy --strict and its own tests.
 
-By default the pairwise covering set runs (every pair of answers occurs in at
-least one variant); `--all-variants` runs every variant.
+By default every combination of the answers that shape the code runs
+(`code_variants`); `--covering-set` runs only the pairwise covering set (every
+pair of answers occurs in at least one variant), a quick local check, and
+`--all-variants` runs every variant, deploy answers included.
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from matrix import Variant
+from renders import private_copy
 from suite import run_service_checks
 
 
 def test_variant_passes_its_own_checks(
-    copie: Any, suite_variant: Variant, record_property: Any
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    suite_variant: Variant,
+    record_property: Any,
 ) -> None:
     started = time.perf_counter()
-    result = copie.copy(extra_answers=suite_variant.data)
-    assert result.exception is None, result.exception
-    project: Path = result.project_dir
+    project = private_copy(tmp_path_factory, suite_variant, tmp_path / "service")
     steps: list[tuple[str, float]] = [("render", time.perf_counter() - started)]
     try:
         steps += run_service_checks(project, suite_variant.id)

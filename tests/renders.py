@@ -1,0 +1,46 @@
+"""Each variant rendered once per test run and shared by every test that reads it.
+
+The render tests, the deploy checks and the variants' own suites all look at
+the same renders, so Copier runs once per variant however many tests and
+workers ask. The first to ask renders while the others wait on a lock. Tests
+only read a shared render; a test that writes (a variant's own suite creates
+its environment and caches) works on a copy from `private_copy`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from matrix import Variant, render
+
+
+def shared_root(factory: pytest.TempPathFactory) -> Path:
+    """A directory every test worker of this run sees: the one holding their own."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def rendered_once(factory: pytest.TempPathFactory, variant: Variant) -> Path:
+    """The variant rendered in a directory named by its id; read it, do not change it."""
+    root = shared_root(factory) / "variants"
+    root.mkdir(exist_ok=True)
+    service = root / variant.id
+    with (root / f"{variant.id}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not service.exists():
+            # Rendered aside and moved in whole, so a failed render leaves nothing behind.
+            partial = root / f"{variant.id}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            render(partial, variant.data)
+            partial.rename(service)
+    return service
+
+
+def private_copy(factory: pytest.TempPathFactory, variant: Variant, destination: Path) -> Path:
+    """A copy of the variant's shared render that the caller may change."""
+    shutil.copytree(rendered_once(factory, variant), destination, symlinks=True)
+    return destination
