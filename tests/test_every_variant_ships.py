@@ -24,17 +24,15 @@ from matrix import code_variants
 from renders import rendered_once
 from test_static_checks import (
     CHECK_JSONSCHEMA,
-    CHECKOV_CI_FRAMEWORKS,
     GITHUB_WORKFLOW_SCHEMAS,
     KUBERNETES_VALIDATE,
     ZIZMOR,
     answers_of,
     assert_matches_its_crd,
-    checkov_files,
+    checkov_findings,
     core_kind_files,
     custom_resources,
     github_workflows,
-    run_checkov,
     run_tool,
 )
 
@@ -72,63 +70,12 @@ def with_answer(projects: Projects, question: str, *values: Any) -> Projects:
     }
 
 
-def variant_of(path: str | Path, projects: Projects) -> str:
-    """The variant a file a tool reports on belongs to, by the directory it is in."""
-    found = [part for part in Path(path).parts if part in projects]
-    return found[0] if found else f"(no variant: {path})"
-
-
 def assert_batch_passes(projects: Projects, *command: str | Path) -> None:
     """One run of a tool over files of many variants; a failure names the variants."""
     result = run_tool(*command)
     output = result.stdout + result.stderr
     failing = sorted(name for name in projects if name in output)
     assert result.returncode == 0, f"{Path(command[0]).name} failed for {failing}:\n{output}"
-
-
-def checkov_findings(projects: Projects, scratch: Path) -> list[str]:
-    """checkov over every file each variant ships: what it finds, by variant."""
-    files: list[Path] = []
-    expected: set[tuple[str, str]] = set()
-    for name, project in projects.items():
-        built = scratch / name
-        built.mkdir()
-        files += checkov_files(project, built)
-        answers = answers_of(project)
-        expected.add((name, "dockerfile"))
-        if answers["ci"] != "none":
-            expected.add((name, CHECKOV_CI_FRAMEWORKS[answers["ci"]]))
-        if answers["kubernetes"]:
-            expected.add((name, "kubernetes"))
-    findings = []
-    checked: set[tuple[str, str]] = set()
-    for report in run_checkov(files):
-        check_type = report["check_type"]
-        results = report["results"]
-        for check in results["passed_checks"] + results["failed_checks"]:
-            checked.add((variant_of(check["file_path"], projects), check_type))
-        findings += [
-            f"{variant_of(check['file_path'], projects)}: {check['check_id']} failed on "
-            f"{check['resource']} in {Path(check['file_path']).name}"
-            for check in results["failed_checks"]
-        ]
-        findings += [
-            f"{variant_of(check['file_path'], projects)}: {check['check_id']} skipped "
-            "without a reason"
-            for check in results["skipped_checks"]
-            if not check["check_result"].get("suppress_comment", "").strip()
-        ]
-        if report["summary"]["parsing_errors"]:
-            unread = results.get("parsing_errors") or ["(unnamed)"]
-            findings += [
-                f"{variant_of(path, projects)}: checkov's {check_type} could not read {path}"
-                for path in unread
-            ]
-    findings += [
-        f"{name}: checkov left out its {check_type} files"
-        for name, check_type in sorted(expected - checked)
-    ]
-    return findings
 
 
 def test_checkov_passes_everything_every_variant_ships(chunk: Projects, tmp_path: Path) -> None:

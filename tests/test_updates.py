@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ from team import MIGRATION_REVISION, assert_team_edits_kept, make_team_edits, re
 COPIER = str(Path(sys.executable).parent / "copier")
 FLEET_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fleet.py"
 CONFLICT_MARKER = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
+# A service checkout's files, by path, as text.
+Tree = dict[str, str]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -78,7 +80,7 @@ def assert_merged_cleanly(service: Path) -> None:
             assert not CONFLICT_MARKER.search(text), f"conflict markers in {path}"
 
 
-def tree(root: Path) -> dict[str, str]:
+def tree(root: Path) -> Tree:
     """Every file of a service checkout that Git would see, as text, but its lock file."""
     return {
         name: (root / name).read_text(errors="replace")
@@ -89,6 +91,7 @@ def tree(root: Path) -> dict[str, str]:
 
 def test_update_from_a_release_keeps_the_team_edits_and_passes(
     template_repository: Path,
+    new_service: Callable[[dict[str, Any]], Tree],
     release_variant: tuple[Release, Variant],
     tmp_path: Path,
     request: pytest.FixtureRequest,
@@ -123,7 +126,7 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
         head = git(template_repository, "rev-parse", "--short", "HEAD").strip()
         recorded = yaml.safe_load((service / ".copier-answers.yml").read_text())["_commit"]
         assert recorded.endswith(head), f"the service records {recorded}, not HEAD ({head})"
-        assert_like_a_new_service(template_repository, service, variant.data, tmp_path / "fresh")
+        assert_like_a_new_service(service, new_service(variant.data))
         if not checked:
             return
         steps[:0] = [("render and edits", edited - started), ("update", update_seconds)]
@@ -136,18 +139,36 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
             record_property("variant_seconds", time.perf_counter() - started)
 
 
-def assert_like_a_new_service(
-    template: Path, service: Path, data: dict[str, Any], fresh: Path
-) -> None:
+@pytest.fixture(scope="session")
+def new_service(
+    template_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[dict[str, Any]], Tree]:
+    """A new service at HEAD with the team's edits, as files, once per set of answers.
+
+    Every release's update of a variant is compared with the same new service.
+    """
+    trees: dict[str, Tree] = {}
+
+    def new_service_tree(data: dict[str, Any]) -> Tree:
+        key = repr(sorted(data.items()))
+        if key not in trees:
+            fresh = tmp_path_factory.mktemp("new-service") / "service"
+            render(template_repository, fresh, data, "HEAD")
+            make_team_edits(fresh)
+            trees[key] = tree(fresh)
+        return trees[key]
+
+    return new_service_tree
+
+
+def assert_like_a_new_service(service: Path, expected: Tree) -> None:
     """The updated service is exactly a new service with the same edits.
 
     The team's migration follows whatever its chain's head was when it was
     written, so it may name another revision in a service that began at an
     older release.
     """
-    render(template, fresh, data, "HEAD")
-    make_team_edits(fresh)
-    updated, expected = tree(service), tree(fresh)
+    updated = tree(service)
     assert sorted(updated) == sorted(expected)
     differing = {name for name in expected if updated[name] != expected[name]}
     differing -= {".copier-answers.yml"}
