@@ -5,11 +5,14 @@
 - update: `copier update` of a default service rendered at each release in
   releases.toml to this working tree, in the scratch clone the update tests
   build (tests/releases.py);
-- matrix: the template's own variant suites (`pytest tests/test_variant_suites.py`,
-  the pairwise covering set, or every variant with --all-variants), parsed
-  from the per-variant timing summary the suite prints.
+- matrix: the template's own variant suites (`pytest tests/test_variant_suites.py`:
+  every combination of the code-shaping answers, as CI runs them; the pairwise
+  covering set with --covering-set; every variant with --all-variants), parsed
+  from the per-variant timing summary the suite prints, or from a saved
+  pytest output with --from-log.
 
-    uv run --group bench python -m benchmarks template [--all-variants] [--skip-matrix]
+    uv run --group bench python -m benchmarks template \
+        [--covering-set | --all-variants] [--skip-matrix | --from-log FILE]
 """
 
 from __future__ import annotations
@@ -42,7 +45,13 @@ from benchmarks.common import (
 )
 
 COPIER = Path(sys.executable).parent / "copier"
-MATRIX_TIMEOUT_SECONDS = 40 * 60
+MATRIX_TIMEOUT_SECONDS = 60 * 60
+# The option that picks each set of variant suites, and its name.
+MATRIX_SETS = {
+    "code": ((), "every combination of code-shaping answers"),
+    "covering": (("--covering-set",), "pairwise covering set"),
+    "every": (("--all-variants",), "every variant"),
+}
 # "   63.2s  passed  database=none-...  (render 1.2s, uv sync 3.4s, ...)"
 VARIANT_LINE = re.compile(r"^\s*([\d.]+)s\s+(passed|failed)\s+(\S+)\s+\((.*)\)\s*$")
 STEP = re.compile(r"(.+?) ([\d.]+)s$")
@@ -121,9 +130,14 @@ def parse_matrix(output: str) -> dict[str, Any]:
     }
 
 
-def matrix_times(all_variants: bool) -> dict[str, Any]:
+def matrix_times(which: str, log: Path | None) -> dict[str, Any]:
+    options, name = MATRIX_SETS[which]
+    if log is not None:
+        parsed = parse_matrix(log.read_text())
+        parsed["set"] = f"{name}, from {log.name}"
+        return parsed
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    command += ["tests/test_variant_suites.py", *(["--all-variants"] if all_variants else [])]
+    command += ["tests/test_variant_suites.py", *options]
     print(f"running {' '.join(command[1:])} (up to {MATRIX_TIMEOUT_SECONDS // 60} min) ...")
     started = time.perf_counter()
     completed = subprocess.run(
@@ -136,9 +150,9 @@ def matrix_times(all_variants: bool) -> dict[str, Any]:
     )
     parsed = parse_matrix(completed.stdout)
     parsed["command_wall_s"] = time.perf_counter() - started
-    parsed["set"] = "every variant" if all_variants else "pairwise covering set"
+    parsed["set"] = name
     parsed["every_variant_count"] = len(every_variant())
-    if parsed["wall_s"] and parsed["count"]:
+    if parsed["wall_s"] and parsed["count"] and which != "every":
         # The same wall time per variant, for every variant: what --all-variants would take.
         per_variant = parsed["wall_s"] / parsed["count"]
         parsed["every_variant_estimate_s"] = per_variant * parsed["every_variant_count"]
@@ -158,7 +172,7 @@ def print_results(results: dict[str, Any]) -> None:
         rows.append(
             [f"matrix ({matrix['set']}, {matrix['count']} variants)", f"{matrix['wall_s']}s wall"]
         )
-        if "every_variant_estimate_s" in matrix and matrix["set"] != "every variant":
+        if "every_variant_estimate_s" in matrix:
             rows.append(
                 [
                     f"every variant ({matrix['every_variant_count']}), estimated",
@@ -175,11 +189,31 @@ def print_results(results: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="renders to take the median of")
-    parser.add_argument("--all-variants", action="store_true", help="every variant's suite")
-    parser.add_argument(
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--covering-set",
+        action="store_const",
+        dest="matrix",
+        const="covering",
+        help="the pairwise covering set's suites only",
+    )
+    chosen.add_argument(
+        "--all-variants",
+        action="store_const",
+        dest="matrix",
+        const="every",
+        help="every variant's suite, deploy answers included",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--skip-matrix",
         action="store_true",
         help="renders and updates only; the matrix figures saved last time are kept",
+    )
+    source.add_argument(
+        "--from-log",
+        type=Path,
+        help="read the matrix from a saved pytest output (such as a CI log) instead",
     )
     parser.add_argument("--no-save", action="store_true", help="print only; keep the results")
     args = parser.parse_args(argv)
@@ -191,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "update": update_times(Path(work)),
         }
     if not args.skip_matrix:
-        results["matrix"] = {"date": results["date"], **matrix_times(args.all_variants)}
+        matrix = matrix_times(args.matrix or "code", args.from_log)
+        results["matrix"] = {"date": results["date"], **matrix}
     elif (RESULTS / "template.json").exists():
         results["matrix"] = load_results("template").get("matrix")
     print_results(results)
