@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .processes import free_port, service_command, service_env, start, stop, wait_until_ready
+from .fixtures import RunCommand
+from .processes import free_port, service_env, start, stop, wait_until_ready
 
 
 @pytest.fixture
@@ -50,16 +51,14 @@ def test_the_server_answers_health_and_metrics_and_stops_on_sigterm(
     assert '"route": "/readyz"' in log
 
 
-def test_production_with_a_placeholder_secret_does_not_start(tmp_path: Path) -> None:
-    result = subprocess.run(
-        service_command("serve", "--port", str(free_port())),
-        env=service_env(ENVIRONMENT="production", OTEL_EXPORTER_OTLP_HEADERS="changeme"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "refusing to start in production" in result.stderr
-    assert "OTEL_EXPORTER_OTLP_HEADERS holds a placeholder value" in result.stderr
+def test_production_with_a_placeholder_secret_does_not_start(
+    run_command: RunCommand, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only while the command runs: the fixtures' clean-up reads the settings too.
+    with monkeypatch.context() as production:
+        production.setenv("ENVIRONMENT", "production")
+        production.setenv("OTEL_EXPORTER_OTLP_HEADERS", "changeme")
+        assert run_command("serve", "--port", str(free_port())) == 2
+    stderr = capsys.readouterr().err
+    assert "refusing to start in production" in stderr
+    assert "OTEL_EXPORTER_OTLP_HEADERS holds a placeholder value" in stderr
