@@ -66,14 +66,18 @@ class Service:
         return completed.stdout
 
 
-def render_service(destination: Path, answers: Mapping[str, Any], ref: str = "HEAD") -> Service:
+def render_service(
+    destination: Path, answers: Mapping[str, Any], ref: str = "HEAD", *, dev: bool = True
+) -> Service:
     """Render the template (the working tree at HEAD, or a Git ref) and sync its environment.
 
-    Bytecode is compiled, as the service's container image does.
+    Bytecode is compiled, as the service's container image does; `dev=False`
+    leaves out the development dependencies, as the image does too.
     """
     render(destination, {**BASE_ANSWERS, **answers}, ref=ref)
     env = {**service_environment(), "UV_COMPILE_BYTECODE": "1"}
-    subprocess.run(["uv", "sync", "--quiet"], cwd=destination, env=env, check=True, timeout=900)
+    command = ["uv", "sync", "--quiet", *([] if dev else ["--no-dev"])]
+    subprocess.run(command, cwd=destination, env=env, check=True, timeout=900)
     service = Service(destination)
     service.run("-m", "compileall", "-q", "src")
     return service

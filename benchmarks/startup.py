@@ -1,20 +1,24 @@
 """Start-up: import time, and time from process start to the first /readyz 200.
 
-The import is what `serve` imports (`<package>.platform.commands.serve`: the
-app, uvicorn, the CLI), timed inside the interpreter; the bare app imports FastAPI and
-uvicorn. `python -c pass` is the interpreter's own start and exit.
+The import is what `python -m <package> serve` imports before it builds the
+app (every command module, the app, the server), timed inside the interpreter;
+the bare app imports FastAPI and uvicorn. `python -c pass` is the interpreter's
+own start and exit.
 
-Renders the default variant and the full one (PostgreSQL, JWT, the example
-feature) with bytecode compiled, as the container image has it, and compares
-them with a bare FastAPI app and the interpreter alone, in the full variant's
-environment. Rounds are interleaved; figures are medians.
+Renders the default variant and the full stack (PostgreSQL, the Redis broker,
+JWT, the example feature, the worker) as the container image has them:
+bytecode compiled, no development dependencies. Compares them with a bare
+FastAPI app and the interpreter alone, in the full stack's environment, and
+with `--baseline-ref` with the full stack rendered at another Git ref. Rounds
+are interleaved; figures are medians.
 
-    uv run --group bench python -m benchmarks startup [--rounds 10]
+    uv run python -m benchmarks startup [--rounds 10] [--baseline-ref v0.8.0]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import secrets
 import subprocess
@@ -47,6 +51,15 @@ from benchmarks.common import (
     wait_for_status,
 )
 
+# The full stack as deployed: the benchmarks' full variant, with a broker and its worker.
+FULL_STACK: dict[str, Any] = {**FULL_VARIANT, "broker": "redis", "worker": True}
+# Not the development default, which production refuses.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1")
+# Everything `python -m <package> serve` imports before it builds the app.
+SERVE_IMPORTS = (
+    f"from {PACKAGE}.platform.cli import load_commands; load_commands(); "
+    f"import {PACKAGE}.app, {PACKAGE}.platform.server"
+)
 IMPORTTIME_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 TOP_PACKAGES = 10
 
@@ -128,10 +141,14 @@ def import_profile(subject: Subject) -> list[dict[str, Any]]:
     return [{"package": name, "ms": micros / 1000} for name, micros in ranked[:TOP_PACKAGES]]
 
 
-def subjects(default: Service, full: Service, database_url: str) -> list[Subject]:
-    full_env = production_env(DATABASE_URL=database_url, JWT_SECRET=secrets.token_urlsafe(48))
+def subjects(
+    default: Service, full: Service, baseline: Service | None, database_url: str
+) -> list[Subject]:
+    full_env = production_env(
+        DATABASE_URL=database_url, JWT_SECRET=secrets.token_urlsafe(48), BROKER_URL=REDIS_URL
+    )
     bare_env = production_env()
-    return [
+    found = [
         Subject("python -c pass", full.python, APPS, bare_env, "pass", None),
         Subject("bare FastAPI", full.python, APPS, bare_env, "import bare_app", ["bare_app.py"]),
         Subject(
@@ -139,18 +156,33 @@ def subjects(default: Service, full: Service, database_url: str) -> list[Subject
             default.python,
             default.root,
             production_env(),
-            f"import {PACKAGE}.platform.commands.serve",
+            SERVE_IMPORTS,
             ["-m", PACKAGE, "serve"],
         ),
+    ]
+    if baseline is not None:
+        found.append(
+            Subject(
+                "service (full stack, baseline)",
+                baseline.python,
+                baseline.root,
+                full_env,
+                SERVE_IMPORTS,
+                ["-m", PACKAGE, "serve"],
+            )
+        )
+    # Last: the import profile is taken of it.
+    found.append(
         Subject(
             "service (full stack)",
             full.python,
             full.root,
             full_env,
-            f"import {PACKAGE}.platform.commands.serve",
+            SERVE_IMPORTS,
             ["-m", PACKAGE, "serve"],
-        ),
-    ]
+        )
+    )
+    return found
 
 
 def measure(plan: Sequence[Subject], rounds: int) -> dict[str, dict[str, list[float]]]:
@@ -207,12 +239,16 @@ def print_rows(rows: Sequence[dict[str, Any]], profile: Sequence[dict[str, Any]]
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    print("rendering and syncing the default and full variants ...", flush=True)
-    default = render_service(work / "default", DEFAULT_VARIANT)
-    full = render_service(work / "full", FULL_VARIANT)
+    print("rendering and syncing the default variant and the full stack ...", flush=True)
+    default = render_service(work / "default", DEFAULT_VARIANT, dev=False)
+    full = render_service(work / "full", FULL_STACK, dev=False)
+    baseline = None
+    if args.baseline_ref is not None:
+        print(f"rendering the full stack at {args.baseline_ref} ...", flush=True)
+        baseline = render_service(work / "baseline", FULL_STACK, ref=args.baseline_ref, dev=False)
     database_url = create_database(full)
     try:
-        plan = subjects(default, full, database_url)
+        plan = subjects(default, full, baseline, database_url)
         samples = measure(plan, args.rounds)
         profile = import_profile(plan[-1])
     finally:
@@ -222,6 +258,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "machine": machine(),
         "versions": versions(full),
         "rounds": args.rounds,
+        "baseline_ref": args.baseline_ref,
+        "full_stack": FULL_STACK,
         "rows": summarise(samples),
         "import_profile": profile,
     }
@@ -230,6 +268,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--baseline-ref", help="also start the full stack rendered at this Git ref, to compare"
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; keep the results")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as work:

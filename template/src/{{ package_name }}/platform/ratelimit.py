@@ -27,11 +27,9 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from fastapi import Request, Response
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from .auth import ANONYMOUS, OptionalPrincipalDep, Principal
 from .errors import ServiceError
@@ -39,6 +37,10 @@ from .logging import get_logger
 from .middleware import route_template
 from .openapi import answers
 from .settings import RATE_PATTERN, PlatformSettings
+
+if TYPE_CHECKING:
+    # The client is imported only when RATE_LIMIT_REDIS_URL is set: it is a slow import.
+    from redis.asyncio import Redis
 
 logger = get_logger(__name__)
 
@@ -102,6 +104,9 @@ class Usage:
 
 
 class Counter(Protocol):
+    # The errors that mean the store cannot be reached: the request is let through.
+    unavailable: tuple[type[Exception], ...]
+
     async def hit(self, key: str, period_seconds: int) -> Usage: ...
 
     async def peek(self, key: str) -> Usage: ...
@@ -111,6 +116,8 @@ class Counter(Protocol):
 
 class InProcessCounter:
     """Fixed windows in this process's memory: each replica counts on its own."""
+
+    unavailable: tuple[type[Exception], ...] = ()
 
     def __init__(self) -> None:
         self.windows: dict[str, tuple[float, int]] = {}
@@ -137,7 +144,10 @@ class InProcessCounter:
 class RedisCounter:
     """Fixed windows in Redis, shared by every replica."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: "Redis") -> None:
+        from redis.exceptions import RedisError
+
+        self.unavailable: tuple[type[Exception], ...] = (RedisError, OSError)
         self.client = client
         self.hit_script = client.register_script(HIT_SCRIPT)
         self.peek_script = client.register_script(PEEK_SCRIPT)
@@ -226,6 +236,8 @@ class RateLimiter:
         if settings.rate_limit_redis_url is None:
             counter: Counter = InProcessCounter()
         else:
+            from redis.asyncio import Redis
+
             client = Redis.from_url(
                 settings.rate_limit_redis_url.get_secret_value(),
                 socket_timeout=1.0,
@@ -243,7 +255,7 @@ class RateLimiter:
         """This hit's usage; None when the count cannot be had (the hit is let through)."""
         try:
             return await self.counter.hit(self.key_prefix + key, rate.period_seconds)
-        except (RedisError, OSError) as error:
+        except self.counter.unavailable as error:
             logger.warning("rate_limit_unavailable", error=f"{type(error).__name__}: {error}")
             return None
 
@@ -251,7 +263,7 @@ class RateLimiter:
         """The usage so far, without counting; None when the count cannot be had."""
         try:
             return await self.counter.peek(self.key_prefix + key)
-        except (RedisError, OSError) as error:
+        except self.counter.unavailable as error:
             logger.warning("rate_limit_unavailable", error=f"{type(error).__name__}: {error}")
             return None
 

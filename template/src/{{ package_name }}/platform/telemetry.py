@@ -14,19 +14,19 @@ consumer's handling continue that trace.
 
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
 from .settings import PlatformSettings
+
+if TYPE_CHECKING:
+    # The SDK and the exporter are imported only when tracing is on: a process
+    # without an OTLP endpoint starts without them.
+    from opentelemetry.sdk.trace import TracerProvider
 
 # Probes and scrapes would drown the traces that matter.
 UNTRACED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
@@ -42,9 +42,15 @@ def parse_headers(raw: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def build_tracer_provider(settings: PlatformSettings) -> TracerProvider | None:
+def build_tracer_provider(settings: PlatformSettings) -> "TracerProvider | None":
     if not settings.otel_exporter_otlp_endpoint:
         return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
     headers = settings.otel_exporter_otlp_headers
     exporter = OTLPSpanExporter(
         endpoint=settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces",
@@ -63,7 +69,7 @@ def build_tracer_provider(settings: PlatformSettings) -> TracerProvider | None:
     return provider
 
 
-def get_tracer(provider: TracerProvider | None, name: str) -> trace.Tracer | None:
+def get_tracer(provider: "TracerProvider | None", name: str) -> trace.Tracer | None:
     """`provider`'s tracer for the module `name`; None when tracing is off."""
     return None if provider is None else provider.get_tracer(name)
 
@@ -72,7 +78,7 @@ def _is_untraced(scope: MutableMapping[str, Any]) -> bool:
     return scope.get("path") in UNTRACED_PATHS
 
 
-def fastapi_telemetry(provider: TracerProvider | None) -> TelemetryConfig:
+def fastapi_telemetry(provider: "TracerProvider | None") -> TelemetryConfig:
     """FastAPI's telemetry settings: request spans only; metrics are Prometheus'."""
     if provider is None:
         return {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}

@@ -3,11 +3,8 @@
 import argparse
 import sys
 
-from ...app import create_app
 from ...settings import Settings
 from ..cli import command
-from ..server import serve
-from ..wiring import configuration_problem
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +14,10 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("serve", "run the HTTP server", arguments)
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from ...app import create_app
+    from ..server import serve
+    from ..wiring import configuration_problem
+
     problem = configuration_problem(settings)
     if problem is not None:
         print(f"refusing to start: {problem}", file=sys.stderr)
