@@ -6,13 +6,14 @@
   releases.toml to this working tree, in the scratch clone the update tests
   build (tests/releases.py);
 - matrix: the template's own variant suites (`pytest tests/test_variant_suites.py`:
-  every combination of the code-shaping answers, as CI runs them; the pairwise
-  covering set with --covering-set; every variant with --all-variants), parsed
+  the pairwise covering set, as CI runs them; every combination of the
+  code-shaping answers with --every-code-variant; every variant with
+  --all-variants), parsed
   from the per-variant timing summary the suite prints, or from a saved
   pytest output with --from-log.
 
     uv run --group bench python -m benchmarks template \
-        [--covering-set | --all-variants] [--skip-matrix | --from-log FILE]
+        [--every-code-variant | --all-variants] [--skip-matrix | --from-log FILE]
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ COPIER = Path(sys.executable).parent / "copier"
 MATRIX_TIMEOUT_SECONDS = 60 * 60
 # The option that picks each set of variant suites, and its name.
 MATRIX_SETS = {
-    "code": ((), "every combination of code-shaping answers"),
-    "covering": (("--covering-set",), "pairwise covering set"),
+    "covering": ((), "pairwise covering set"),
+    "code": (("--every-code-variant",), "every combination of code-shaping answers"),
     "every": (("--all-variants",), "every variant"),
 }
 # "   63.2s  passed  database=none-...  (render 1.2s, uv sync 3.4s, ...)"
@@ -191,11 +192,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="renders to take the median of")
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument(
-        "--covering-set",
+        "--every-code-variant",
         action="store_const",
         dest="matrix",
-        const="covering",
-        help="the pairwise covering set's suites only",
+        const="code",
+        help="the suite of every combination of code-shaping answers",
     )
     chosen.add_argument(
         "--all-variants",
@@ -225,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "update": update_times(Path(work)),
         }
     if not args.skip_matrix:
-        matrix = matrix_times(args.matrix or "code", args.from_log)
+        matrix = matrix_times(args.matrix or "covering", args.from_log)
         results["matrix"] = {"date": results["date"], **matrix}
     elif (RESULTS / "template.json").exists():
         results["matrix"] = load_results("template").get("matrix")

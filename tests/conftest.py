@@ -20,16 +20,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help=(
             "render and run the full suite of every variant, not only one variant per "
-            "combination of code-shaping answers"
+            "combination of code-shaping answers and the pairwise covering set"
         ),
     )
     parser.addoption(
-        "--covering-set",
+        "--every-code-variant",
         action="store_true",
         default=False,
         help=(
-            "run the full suite of the pairwise covering set of variants only, not of "
-            "every combination of code-shaping answers: a quick local check"
+            "run the full suite of every combination of code-shaping answers, not only "
+            "of the pairwise covering set"
         ),
     )
 
@@ -38,9 +38,9 @@ def suite_variants(config: pytest.Config) -> tuple[Variant, ...]:
     """The variants whose full suite runs."""
     if config.getoption("--all-variants"):
         return all_variants()
-    if config.getoption("--covering-set"):
-        return covering_variants()
-    return code_variants()
+    if config.getoption("--every-code-variant"):
+        return code_variants()
+    return covering_variants()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -112,10 +112,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     if config.getoption("--all-variants"):
         which = "every variant"
-    elif config.getoption("--covering-set"):
-        which = "pairwise covering set"
-    else:
+    elif config.getoption("--every-code-variant"):
         which = "every combination of code-shaping answers"
+    else:
+        which = "pairwise covering set"
     terminalreporter.section(f"variant suites ({which})")
     for nodeid, outcome, properties in sorted(rows):
         steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in properties[SUITE_STEPS])

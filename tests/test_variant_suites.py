@@ -1,9 +1,9 @@
 """Each variant in its own environment: ruff, mypy --strict and its own tests.
 
-By default every combination of the answers that shape the code runs
-(`code_variants`); `--covering-set` runs only the pairwise covering set (every
-pair of answers occurs in at least one variant), a quick local check, and
-`--all-variants` runs every variant, deploy answers included.
+By default the pairwise covering set runs (every pair of answers occurs in at
+least one variant); `--every-code-variant` runs every combination of the
+answers that shape the code, and `--all-variants` every variant, deploy
+answers included.
 """
 
 from __future__ import annotations
