@@ -16,7 +16,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from .error_tracking import report_exception
 from .errors import error_response, status_code_name
-from .logging import get_logger
+from .logging import access_log, get_logger
 from .metrics import HttpMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -27,7 +27,6 @@ UNMATCHED_ROUTE = "<unmatched>"
 UUID4_CLEARED_BITS = (0xC000 << 48) | (0xF000 << 64)
 UUID4_SET_BITS = (0x8000 << 48) | (4 << 76)
 
-access_log = get_logger("access")
 error_log = get_logger("errors")
 
 
@@ -113,13 +112,8 @@ class RequestMiddleware:
             duration = perf_counter() - started_at
             route = route_template(scope)
             self.metrics.observe(scope["method"], route, status, duration)
-            access_log.info(
-                "request",
-                method=scope["method"],
-                route=route,
-                path=scope["path"],
-                status=status,
-                duration_ms=round(duration * 1000, 3),
+            access_log.request(
+                scope["method"], route, scope["path"], status, round(duration * 1000, 3)
             )
             reset_contextvars(**tokens)
 
