@@ -23,9 +23,6 @@ REQUEST_ID_HEADER = b"x-request-id"
 # An incoming request id is kept only if it is short and plain; otherwise a new one is made.
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
-# The version and variant bits of a random (version 4) UUID, as uuid.uuid4() sets them.
-UUID4_CLEARED_BITS = (0xC000 << 48) | (0xF000 << 64)
-UUID4_SET_BITS = (0x8000 << 48) | (4 << 76)
 
 error_log = get_logger("errors")
 
@@ -57,8 +54,10 @@ def route_template(scope: Scope) -> str:
 
 def new_request_id() -> str:
     """A random UUID (version 4) in hex, like `uuid4().hex` without building a UUID object."""
-    value = int.from_bytes(urandom(16), "big")
-    return f"{(value & ~UUID4_CLEARED_BITS) | UUID4_SET_BITS:032x}"
+    octets = bytearray(urandom(16))
+    octets[6] = octets[6] & 0x0F | 0x40  # version 4
+    octets[8] = octets[8] & 0x3F | 0x80  # the RFC 4122 variant
+    return octets.hex()
 
 
 def incoming_request_id(scope: Scope) -> str | None:
