@@ -52,6 +52,7 @@ PLATFORM_TESTS = (
     "processes",
     "scrape",
     "sentry_ingest",
+    "test_access_log",
     "test_auth",
     "test_contract",
     "test_error_tracking",

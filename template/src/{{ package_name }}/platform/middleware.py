@@ -16,18 +16,14 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from .error_tracking import report_exception
 from .errors import error_response, status_code_name
-from .logging import get_logger
+from .logging import access_log, get_logger
 from .metrics import HttpMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 # An incoming request id is kept only if it is short and plain; otherwise a new one is made.
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
-# The version and variant bits of a random (version 4) UUID, as uuid.uuid4() sets them.
-UUID4_CLEARED_BITS = (0xC000 << 48) | (0xF000 << 64)
-UUID4_SET_BITS = (0x8000 << 48) | (4 << 76)
 
-access_log = get_logger("access")
 error_log = get_logger("errors")
 
 
@@ -58,8 +54,10 @@ def route_template(scope: Scope) -> str:
 
 def new_request_id() -> str:
     """A random UUID (version 4) in hex, like `uuid4().hex` without building a UUID object."""
-    value = int.from_bytes(urandom(16), "big")
-    return f"{(value & ~UUID4_CLEARED_BITS) | UUID4_SET_BITS:032x}"
+    octets = bytearray(urandom(16))
+    octets[6] = octets[6] & 0x0F | 0x40  # version 4
+    octets[8] = octets[8] & 0x3F | 0x80  # the RFC 4122 variant
+    return octets.hex()
 
 
 def incoming_request_id(scope: Scope) -> str | None:
@@ -113,13 +111,8 @@ class RequestMiddleware:
             duration = perf_counter() - started_at
             route = route_template(scope)
             self.metrics.observe(scope["method"], route, status, duration)
-            access_log.info(
-                "request",
-                method=scope["method"],
-                route=route,
-                path=scope["path"],
-                status=status,
-                duration_ms=round(duration * 1000, 3),
+            access_log.request(
+                scope["method"], route, scope["path"], status, round(duration * 1000, 3)
             )
             reset_contextvars(**tokens)
 
