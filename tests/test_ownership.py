@@ -16,7 +16,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from matrix import BASE_ANSWERS, TEMPLATE_ROOT, Variant, all_variants, render
+from matrix import BASE_ANSWERS, TEMPLATE_ROOT, Variant, all_variants
+from renders import rendered_once
 
 # The answers that shape code; ci and kubernetes change only platform-owned deploy files.
 CHANGED_ANSWERS = ("database", "broker", "auth", "worker", "example_feature")
@@ -69,17 +70,6 @@ def one_answer_pairs() -> Iterator[tuple[str, Variant, Variant]]:
 PAIRS = list(one_answer_pairs())
 
 
-@pytest.fixture(scope="session")
-def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return {}
-
-
-def rendered(renders: dict[str, Path], factory: pytest.TempPathFactory, variant: Variant) -> Path:
-    if variant.id not in renders:
-        renders[variant.id] = render(factory.mktemp("service") / "orders-api", variant.data)
-    return renders[variant.id]
-
-
 def files_of(service: Path) -> set[str]:
     return {
         path.relative_to(service).as_posix()
@@ -108,11 +98,10 @@ def test_team_files_do_not_change_with_an_answer(
     question: str,
     before: Variant,
     after: Variant,
-    renders: dict[str, Path],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    first = rendered(renders, tmp_path_factory, before)
-    second = rendered(renders, tmp_path_factory, after)
+    first = rendered_once(tmp_path_factory, before)
+    second = rendered_once(tmp_path_factory, after)
     for service in (first, second):
         owners = {path: OWNERSHIP.owners_of(path, PACKAGE) for path in files_of(service)}
         unowned = {path: found for path, found in owners.items() if len(found) != 1}
