@@ -34,13 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def suite_variants(config: pytest.Config) -> tuple[Variant, ...]:
-    """The variants whose full suite runs."""
+def suite_variants(config: pytest.Config) -> tuple[str, tuple[Variant, ...]]:
+    """The set of variants whose full suite runs: its name, and the variants."""
     if config.getoption("--all-variants"):
-        return all_variants()
+        return "every variant", all_variants()
     if config.getoption("--every-code-variant"):
-        return code_variants()
-    return covering_variants()
+        return "every combination of code-shaping answers", code_variants()
+    return "pairwise covering set", covering_variants()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -49,7 +49,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         variants = all_variants() if every else code_variants()
         metafunc.parametrize("variant", variants, ids=[v.id for v in variants])
     if "suite_variant" in metafunc.fixturenames:
-        variants = suite_variants(metafunc.config)
+        _, variants = suite_variants(metafunc.config)
         metafunc.parametrize("suite_variant", variants, ids=[v.id for v in variants])
 
 
@@ -110,12 +110,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 rows.append((report.nodeid, outcome, properties))
     if not rows:
         return
-    if config.getoption("--all-variants"):
-        which = "every variant"
-    elif config.getoption("--every-code-variant"):
-        which = "every combination of code-shaping answers"
-    else:
-        which = "pairwise covering set"
+    which, _ = suite_variants(config)
     terminalreporter.section(f"variant suites ({which})")
     for nodeid, outcome, properties in sorted(rows):
         steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in properties[SUITE_STEPS])
