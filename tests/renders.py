@@ -5,13 +5,20 @@ the same renders, so Copier runs once per variant however many tests and
 workers ask. The first to ask renders while the others wait on a lock. Tests
 only read a shared render; a test that writes (a variant's own suite creates
 its environment and caches) works on a copy from `private_copy`.
+
+Many variants render some files byte for byte alike. A check whose result
+depends only on its input files (`unless_passed`) runs once per distinct
+content per run.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,3 +51,29 @@ def private_copy(factory: pytest.TempPathFactory, variant: Variant, destination:
     """A copy of the variant's shared render that the caller may change."""
     shutil.copytree(rendered_once(factory, variant), destination, symlinks=True)
     return destination
+
+
+@contextmanager
+def unless_passed(factory: pytest.TempPathFactory, check: str, *inputs: Path) -> Iterator[bool]:
+    """Whether `check` still has to run on these files in this test run.
+
+    False when files of the same names and bytes already passed it (in any
+    worker); otherwise True, and the check, run in the `with` block, is
+    recorded as passed if the block ends without an exception. Only for a
+    check whose result depends on nothing but these files.
+    """
+    digest = hashlib.sha256()
+    for path in inputs:
+        for part in (path.name.encode(), path.read_bytes()):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    root = shared_root(factory) / "passed"
+    root.mkdir(exist_ok=True)
+    passed = root / f"{check}-{digest.hexdigest()}"
+    with passed.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if passed.exists():
+            yield False
+            return
+        yield True
+        passed.touch()
