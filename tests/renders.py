@@ -31,13 +31,26 @@ def shared_root(factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def shared_directory(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory of `shared_root`, made by the first worker to ask."""
+    directory = shared_root(factory) / name
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+@contextmanager
+def held_alone(lock_path: Path) -> Iterator[None]:
+    """While the block runs, no other test worker holding `lock_path` runs its own."""
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def rendered_once(factory: pytest.TempPathFactory, variant: Variant) -> Path:
     """The variant rendered in a directory named by its id; read it, do not change it."""
-    root = shared_root(factory) / "variants"
-    root.mkdir(exist_ok=True)
+    root = shared_directory(factory, "variants")
     service = root / variant.id
-    with (root / f"{variant.id}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held_alone(root / f"{variant.id}.lock"):
         if not service.exists():
             # Rendered aside and moved in whole, so a failed render leaves nothing behind.
             partial = root / f"{variant.id}.partial"
@@ -67,11 +80,8 @@ def unless_passed(factory: pytest.TempPathFactory, check: str, *inputs: Path) ->
         for part in (path.name.encode(), path.read_bytes()):
             digest.update(len(part).to_bytes(8, "big"))
             digest.update(part)
-    root = shared_root(factory) / "passed"
-    root.mkdir(exist_ok=True)
-    passed = root / f"{check}-{digest.hexdigest()}"
-    with passed.with_suffix(".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    passed = shared_directory(factory, "passed") / f"{check}-{digest.hexdigest()}"
+    with held_alone(passed.with_suffix(".lock")):
         if passed.exists():
             yield False
             return
