@@ -27,6 +27,10 @@ HEADER_TIMEOUT_BODY = json.dumps(
     error_body("request_timeout", "The request headers were not received in time."),
     separators=(",", ":"),
 ).encode()
+# How long a connection stays half-closed after a 408 before it is closed.
+# Closing a socket with unread input sends a reset, and a reset can reach the
+# client before it has read the 408; the pause lets the client finish writing.
+LINGER_SECONDS = 0.5
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -35,8 +39,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     The clock starts when the connection is made, and for each later request
     on a kept-alive connection when its first byte arrives (the idle time
     before that is keep-alive's). It stops when the headers are complete.
-    A client that started a request and ran out of time is answered 408; one
-    that sent nothing is disconnected without an answer.
+    A client that started a request and ran out of time is answered 408 and
+    disconnected after `LINGER_SECONDS`; one that sent nothing is disconnected
+    without an answer.
     """
 
     header_timeout_seconds: ClassVar[float]
@@ -46,6 +51,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     _awaiting_headers = True
     # Whether bytes of the awaited request's headers have arrived.
     _headers_started = False
+    # Whether the 408 has been sent: what the client still sends is dropped.
+    _lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -56,6 +63,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         # Covers bytes that start no request (blank lines between requests) too.
         if self._awaiting_headers:
             self._start_header_timer()
@@ -101,7 +110,15 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             client = f"{self.client[0]}:{self.client[1]}" if self.client else None
             logger.warning("request_header_timeout", client=client)
             self.transport.write(self._header_timeout_response())
+            self._close_after_linger()
+            return
         self.transport.close()
+
+    def _close_after_linger(self) -> None:
+        """Send end-of-stream now, and close once the client has had time to stop writing."""
+        self._lingering = True
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _header_timeout_response(self) -> bytes:
         lines = [
