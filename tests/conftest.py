@@ -43,6 +43,12 @@ def suite_variants(config: pytest.Config) -> tuple[str, tuple[Variant, ...]]:
     return "pairwise covering set", covering_variants()
 
 
+@pytest.fixture(scope="session")
+def variants_with_suites(request: pytest.FixtureRequest) -> tuple[Variant, ...]:
+    """The variants whose full suite this run runs (on a new service with the team's edits)."""
+    return suite_variants(request.config)[1]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     every = metafunc.config.getoption("--all-variants")
     if "variant" in metafunc.fixturenames:

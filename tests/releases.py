@@ -99,6 +99,13 @@ def build_template_repository(destination: Path) -> Path:
     return destination
 
 
+def commit_new_repository(root: Path, message: str) -> None:
+    """Make `root` a Git repository whose first commit holds its files, as a team would."""
+    git(root, "init", "--quiet")
+    git(root, "add", "-A")
+    commit(root, message)
+
+
 def commit(repository: Path, message: str) -> None:
     git(
         repository,

@@ -9,12 +9,20 @@ from pathlib import Path
 
 STEP_TIMEOUT_SECONDS = 900
 SYNC = ("uv sync", ["uv", "sync", "--quiet"])
+LOCK = ("uv lock", ["uv", "lock", "--quiet"])
+PYTEST = ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"]
 STEPS = (
     SYNC,
     ("ruff check", ["uv", "run", "--no-sync", "ruff", "check", "--no-cache", "."]),
     ("ruff format", ["uv", "run", "--no-sync", "ruff", "format", "--check", "--no-cache", "."]),
     ("mypy", ["uv", "run", "--no-sync", "mypy"]),
-    ("pytest", ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"]),
+    ("pytest", PYTEST),
+)
+# The service's own tests of its migration chain: upgrade, downgrade, and a
+# database an earlier release migrated.
+MIGRATION_TESTS = (
+    "migration tests",
+    [*PYTEST, "-k", "migrat", "tests/platform/test_database.py"],
 )
 
 
@@ -49,6 +57,12 @@ def sync_environment(project: Path, label: str) -> Path:
     """Install `project`'s locked dependencies in its own virtualenv; returns its interpreter."""
     run_step(project, label, *SYNC)
     return project / ".venv" / "bin" / "python"
+
+
+def resolved_lock(project: Path, label: str) -> str:
+    """`project`'s uv.lock once uv has resolved its pyproject (reusing the pins it has)."""
+    run_step(project, label, *LOCK)
+    return (project / "uv.lock").read_text()
 
 
 def run_service_checks(project: Path, label: str) -> list[tuple[str, float]]:

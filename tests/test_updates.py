@@ -14,6 +14,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,21 @@ from release import Release
 from releases import (
     build_template_repository,
     commit,
+    commit_new_repository,
     git,
     latest_changed_release,
     offered_at,
     releases,
     working_tree_files,
 )
-from suite import run_service_checks, service_environment
+from suite import (
+    MIGRATION_TESTS,
+    SYNC,
+    resolved_lock,
+    run_service_checks,
+    run_step,
+    service_environment,
+)
 from team import MIGRATION_REVISION, assert_team_edits_kept, make_team_edits, replace_once
 
 COPIER = str(Path(sys.executable).parent / "copier")
@@ -60,9 +70,7 @@ def template_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def render(template: Path, service: Path, data: dict[str, Any], ref: str) -> None:
     """Render into a new Git repository and commit: copier update needs one."""
     render_template(service, data, template, ref)
-    git(service, "init", "--quiet")
-    git(service, "add", "-A")
-    commit(service, "Render the service")
+    commit_new_repository(service, "Render the service")
 
 
 def package_of(service: Path) -> Path:
@@ -91,8 +99,9 @@ def tree(root: Path) -> Tree:
 
 def test_update_from_a_release_keeps_the_team_edits_and_passes(
     template_repository: Path,
-    new_service: Callable[[dict[str, Any]], Tree],
+    new_service: Callable[[dict[str, Any]], NewService],
     release_variant: tuple[Release, Variant],
+    variants_with_suites: tuple[Variant, ...],
     tmp_path: Path,
     request: pytest.FixtureRequest,
     record_property: Any,
@@ -126,12 +135,26 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
         head = git(template_repository, "rev-parse", "--short", "HEAD").strip()
         recorded = yaml.safe_load((service / ".copier-answers.yml").read_text())["_commit"]
         assert recorded.endswith(head), f"the service records {recorded}, not HEAD ({head})"
-        assert_like_a_new_service(service, new_service(variant.data))
+        new = new_service(variant.data)
+        assert_like_a_new_service(service, new.tree)
         if not checked:
             return
         steps[:0] = [("render and edits", edited - started), ("update", update_seconds)]
+        label = f"{release.tag} -> HEAD, {variant.id}"
         try:
-            steps += run_service_checks(service, f"{release.tag} -> HEAD, {variant.id}")
+            locking = time.perf_counter()
+            same_lock = resolved_lock(service, label) == new.lock
+            steps.append(("uv lock", time.perf_counter() - locking))
+            if variant in variants_with_suites and same_lock:
+                # Its code and environment are a new service's with the same
+                # edits, whose own checks run in this session: what only the
+                # update has is its migration chain and a database migrated at
+                # the release.
+                steps.append((SYNC[0], run_step(service, label, *SYNC)))
+                if database is not None:
+                    steps.append((MIGRATION_TESTS[0], run_step(service, label, *MIGRATION_TESTS)))
+            else:
+                steps += run_service_checks(service, label)
             if database is not None:
                 steps.append(("migrate after the update", migrate(service, database, check=True)))
         finally:
@@ -139,26 +162,39 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
             record_property("variant_seconds", time.perf_counter() - started)
 
 
+@dataclass
+class NewService:
+    """A new service at HEAD with the team's edits."""
+
+    root: Path
+    tree: Tree
+
+    @cached_property
+    def lock(self) -> str:
+        """The uv.lock its first `uv sync` would write."""
+        return resolved_lock(self.root, "a new service")
+
+
 @pytest.fixture(scope="session")
 def new_service(
     template_repository: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[dict[str, Any]], Tree]:
-    """A new service at HEAD with the team's edits, as files, once per set of answers.
+) -> Callable[[dict[str, Any]], NewService]:
+    """A new service at HEAD with the team's edits, once per set of answers.
 
     Every release's update of a variant is compared with the same new service.
     """
-    trees: dict[str, Tree] = {}
+    services: dict[str, NewService] = {}
 
-    def new_service_tree(data: dict[str, Any]) -> Tree:
+    def new_service_for(data: dict[str, Any]) -> NewService:
         key = repr(sorted(data.items()))
-        if key not in trees:
+        if key not in services:
             fresh = tmp_path_factory.mktemp("new-service") / "service"
             render(template_repository, fresh, data, "HEAD")
             make_team_edits(fresh)
-            trees[key] = tree(fresh)
-        return trees[key]
+            services[key] = NewService(fresh, tree(fresh))
+        return services[key]
 
-    return new_service_tree
+    return new_service_for
 
 
 def assert_like_a_new_service(service: Path, expected: Tree) -> None:

@@ -1,5 +1,9 @@
 """Each variant in its own environment: ruff, mypy --strict and its own tests.
 
+The suite runs on a new service with the edits a team makes at every
+extension point (tests/team.py): a feature with a route, a model and its
+migration, an event and its handler, a setting and a test.
+
 By default the pairwise covering set runs (every pair of answers occurs in at
 least one variant); `--every-code-variant` runs every combination of the
 answers that shape the code, and `--all-variants` every variant, deploy
@@ -14,8 +18,10 @@ from typing import Any
 
 import pytest
 from matrix import Variant
+from releases import commit_new_repository
 from renders import private_copy
 from suite import run_service_checks
+from team import make_team_edits
 
 
 def test_variant_passes_its_own_checks(
@@ -26,7 +32,9 @@ def test_variant_passes_its_own_checks(
 ) -> None:
     started = time.perf_counter()
     project = private_copy(tmp_path_factory, suite_variant, tmp_path / "service")
-    steps: list[tuple[str, float]] = [("render", time.perf_counter() - started)]
+    commit_new_repository(project, "Render the service")
+    make_team_edits(project)
+    steps: list[tuple[str, float]] = [("render and edits", time.perf_counter() - started)]
     try:
         steps += run_service_checks(project, suite_variant.id)
     finally:
