@@ -43,10 +43,19 @@ def suite_variants(config: pytest.Config) -> tuple[str, tuple[Variant, ...]]:
     return "pairwise covering set", covering_variants()
 
 
+_SUITES_RUN = pytest.StashKey[frozenset[Variant]]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_SUITES_RUN] = frozenset(
+        variant for item in session.items if isinstance(variant := _suite_variant_of(item), Variant)
+    )
+
+
 @pytest.fixture(scope="session")
-def variants_with_suites(request: pytest.FixtureRequest) -> tuple[Variant, ...]:
+def variants_with_suites(request: pytest.FixtureRequest) -> frozenset[Variant]:
     """The variants whose full suite this run runs (on a new service with the team's edits)."""
-    return suite_variants(request.config)[1]
+    return request.config.stash.get(_SUITES_RUN, frozenset())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -72,12 +81,17 @@ def suite_weight(variant: Variant) -> int:
     )
 
 
+def _suite_variant_of(item: pytest.Item) -> object:
+    """The variant whose full suite `item` runs, if it runs one."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("suite_variant") if callspec else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The variants' suites first, the longest first, so no worker ends on a long one."""
 
     def order(item: pytest.Item) -> tuple[int, int]:
-        callspec = getattr(item, "callspec", None)
-        variant = callspec.params.get("suite_variant") if callspec else None
+        variant = _suite_variant_of(item)
         if isinstance(variant, Variant):
             return (0, -suite_weight(variant))
         return (1, 0)

@@ -80,7 +80,14 @@ JOBS_MODULES = (
     "service",
 )
 # With a broker, the platform publishes and consumes events.
-BROKER_PLATFORM_MODULES = ("broker", "events", "messaging", "worker", "commands/events")
+BROKER_PLATFORM_MODULES = (
+    "broker",
+    "contracts",
+    "events",
+    "messaging",
+    "worker",
+    "commands/events",
+)
 BROKER_TESTS = ("broker_support", "test_events", "test_messaging")
 KUBERNETES_MANIFESTS = (
     "configmap.yaml",

@@ -1503,14 +1503,15 @@ def rendered_function(path: Path, name: str) -> Callable[..., Any]:
 
 
 def consumed_topics(project: Path) -> list[str]:
-    """The topics events.py has the worker consume: the example feature's events' types."""
+    """The topics the worker consumes for the example feature (`platform/contracts.py`)."""
     answers = answers_of(project)
     if not answers.get("example_feature"):
         return []
     package = project / "src" / answers["package_name"]
     events = (package / "features" / "jobs" / "events.py").read_text()
     types = dict(re.findall(r"class (\w+)\(Event\):.*?type = \"([\w.]+)\"", events, re.S))
-    consumed = re.search(r"registry\.consumes\(([^)]*)\)", (package / "events.py").read_text())
+    contracts = (package / "platform" / "contracts.py").read_text()
+    consumed = re.search(r"registry\.consumes\(([^)]*)\)", contracts)
     assert consumed is not None
     return [types[name.strip()] for name in consumed[1].split(",")]
 

@@ -101,7 +101,7 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
     template_repository: Path,
     new_service: Callable[[dict[str, Any]], NewService],
     release_variant: tuple[Release, Variant],
-    variants_with_suites: tuple[Variant, ...],
+    variants_with_suites: frozenset[Variant],
     tmp_path: Path,
     request: pytest.FixtureRequest,
     record_property: Any,

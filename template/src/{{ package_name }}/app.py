@@ -9,18 +9,12 @@ from `platform/auth.py`.
 
 from fastapi import FastAPI
 
-{% if example_feature %}
-from .features.jobs.router import router as jobs_router
-{% endif %}
 from .platform.wiring import build_service_app
 from .settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = build_service_app(settings or get_settings())
-{% if example_feature %}
-    app.include_router(jobs_router, prefix="/api/v1")
-{% endif %}
     # Register the service's routers here, e.g.
     # app.include_router(orders.router, prefix="/api/v1")
     return app
