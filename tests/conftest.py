@@ -88,13 +88,19 @@ def _suite_variant_of(item: pytest.Item) -> object:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The variants' suites first, the longest first, so no worker ends on a long one."""
+    """Whole service suites first, the longest first, so no worker ends on a long one.
+
+    The variants' suites, by weight, then the other tests marked
+    `service_suite`, then the rest.
+    """
 
     def order(item: pytest.Item) -> tuple[int, int]:
         variant = _suite_variant_of(item)
         if isinstance(variant, Variant):
             return (0, -suite_weight(variant))
-        return (1, 0)
+        if item.get_closest_marker("service_suite"):
+            return (1, 0)
+        return (2, 0)
 
     items.sort(key=order)
 

@@ -175,6 +175,7 @@ def moving_template(tmp_path: Path) -> Path:
     return build_template_repository(tmp_path / "template")
 
 
+@pytest.mark.service_suite
 def test_a_moved_module_carries_the_team_edit_and_a_renamed_setting_keeps_working(
     moving_template: Path, tmp_path: Path
 ) -> None:

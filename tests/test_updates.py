@@ -300,6 +300,7 @@ def starting_variant(answers: dict[str, Any]) -> Variant:
     )
 
 
+@pytest.mark.service_suite
 @pytest.mark.parametrize(
     ("start", "change"),
     [case[1:] for case in ANSWER_CHANGES],
@@ -394,6 +395,7 @@ def release_next_version(template: Path) -> None:
     commit(template, "A platform fix and a new question")
 
 
+@pytest.mark.service_suite
 def test_a_platform_fix_reaches_a_service_and_only_new_questions_are_asked(
     next_version: Path, tmp_path: Path
 ) -> None:
