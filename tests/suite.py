@@ -65,9 +65,14 @@ def resolved_lock(project: Path, label: str) -> str:
     return (project / "uv.lock").read_text()
 
 
+def run_steps(project: Path, label: str, *steps: tuple[str, list[str]]) -> list[tuple[str, float]]:
+    """Run `steps` in `project` in order; fails on the first that fails, else their seconds."""
+    return [(name, run_step(project, label, name, command)) for name, command in steps]
+
+
 def run_service_checks(project: Path, label: str) -> list[tuple[str, float]]:
     """uv sync, ruff, mypy and pytest in `project`; fails on the first that fails.
 
     Returns how long each step took.
     """
-    return [(name, run_step(project, label, name, command)) for name, command in STEPS]
+    return run_steps(project, label, *STEPS)
