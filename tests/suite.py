@@ -35,13 +35,16 @@ def service_environment() -> dict[str, str]:
     }
 
 
-def run_step(project: Path, label: str, name: str, command: list[str]) -> float:
-    """Run one step in `project`'s environment; fails if it fails, else returns its seconds."""
+def run_step(project: Path, label: str, name: str, command: list[str], **environment: str) -> float:
+    """Run one step in `project`'s environment; fails if it fails, else returns its seconds.
+
+    `environment` adds variables to the service's environment (`service_environment`).
+    """
     started = time.perf_counter()
     completed = subprocess.run(
         command,
         cwd=project,
-        env=service_environment(),
+        env={**service_environment(), **environment},
         capture_output=True,
         text=True,
         timeout=STEP_TIMEOUT_SECONDS,
