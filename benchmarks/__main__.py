@@ -9,6 +9,7 @@ BENCHMARKS = {
     "http": "benchmarks.http_overhead",
     "startup": "benchmarks.startup",
     "template": "benchmarks.template_times",
+    "suites": "benchmarks.suite_environments",
     "cost": "benchmarks.request_cost",
     "events": "benchmarks.events_throughput",
     "plot": "benchmarks.plot",
