@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from matrix import BASE_ANSWERS, covering_variants, render
+from matrix import BASE_ANSWERS, covering_variants, render, shaping_questions
 from releases import commit_new_repository
 from suite import PYTEST, SYNC, service_environment
 from team import make_team_edits
@@ -93,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     variants = [parse_variant(text) for text in args.variants] or [
-        variant.data for variant in covering_variants()[:DEFAULT_VARIANTS]
+        {question: variant.data[question] for question in shaping_questions()}
+        for variant in covering_variants()[:DEFAULT_VARIANTS]
     ]
     with tempfile.TemporaryDirectory(prefix="bench-suites-") as scratch:
         root = Path(scratch)
