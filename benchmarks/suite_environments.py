@@ -26,22 +26,19 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from matrix import BASE_ANSWERS, covering_variants, render, shaping_questions
 from releases import commit_new_repository
-from suite import PYTEST, SYNC, service_environment
+from suite import PYTEST, SYNC, run_step
 from team import make_team_edits
 
 from benchmarks.common import machine, now, print_table, save_results
 
 DEFAULT_VARIANTS = 6
-STEP_TIMEOUT_SECONDS = 900
 
 
 def children_cpu_seconds() -> float:
@@ -49,32 +46,22 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed_step(project: Path, command: list[str], environment: dict[str, str]) -> dict[str, float]:
+def timed_step(
+    project: Path, step: tuple[str, list[str]], extra: dict[str, str]
+) -> dict[str, float]:
     """Run one step; its wall and CPU seconds (its own and its children's)."""
     cpu = children_cpu_seconds()
-    started = time.perf_counter()
-    completed = subprocess.run(
-        command,
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=STEP_TIMEOUT_SECONDS,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if completed.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed in {project}:\n{completed.stdout[-3000:]}")
+    wall = run_step(project, str(project), *step, environment=extra)
     return {"wall_s": wall, "cpu_s": children_cpu_seconds() - cpu}
 
 
-def run_suite(render_root: Path, work: Path, environment: dict[str, str]) -> dict[str, Any]:
+def run_suite(render_root: Path, work: Path, extra: dict[str, str]) -> dict[str, Any]:
     project = work / "service"
     shutil.rmtree(project, ignore_errors=True)
     shutil.copytree(render_root, project, symlinks=True)
     return {
-        "sync": timed_step(project, SYNC[1], environment),
-        "pytest": timed_step(project, PYTEST, environment),
+        "sync": timed_step(project, SYNC, extra),
+        "pytest": timed_step(project, ("pytest", PYTEST), extra),
     }
 
 
@@ -99,11 +86,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-suites-") as scratch:
         root = Path(scratch)
         reused = root / "reused-venv"
-        base = {**service_environment()}
-        base.pop("UV_PROJECT_ENVIRONMENT", None)
+        # What each way adds to the service's environment (`service_environment`).
         ways = {
-            "fresh": {**base, "PYTHONDONTWRITEBYTECODE": "1"},
-            "reused": {**base, "UV_PROJECT_ENVIRONMENT": str(reused)},
+            "fresh": {"PYTHONDONTWRITEBYTECODE": "1"},
+            "reused": {"UV_PROJECT_ENVIRONMENT": str(reused)},
         }
         renders = []
         for index, answers in enumerate(variants):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 STEP_TIMEOUT_SECONDS = 900
@@ -53,7 +54,14 @@ def service_environment() -> dict[str, str]:
     return environment
 
 
-def run_step(project: Path, label: str, name: str, command: list[str], **environment: str) -> float:
+def run_step(
+    project: Path,
+    label: str,
+    name: str,
+    command: list[str],
+    *,
+    environment: Mapping[str, str] | None = None,
+) -> float:
     """Run one step in `project`'s environment; fails if it fails, else returns its seconds.
 
     `environment` adds variables to the service's environment (`service_environment`).
@@ -62,7 +70,7 @@ def run_step(project: Path, label: str, name: str, command: list[str], **environ
     completed = subprocess.run(
         command,
         cwd=project,
-        env={**service_environment(), **environment},
+        env={**service_environment(), **(environment or {})},
         capture_output=True,
         text=True,
         timeout=STEP_TIMEOUT_SECONDS,

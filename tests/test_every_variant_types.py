@@ -50,7 +50,13 @@ def shared_environment(factory: pytest.TempPathFactory, project: Path, label: st
         if not (environment / "bin" / "mypy").exists():
             home.mkdir(exist_ok=True)
             shutil.copy(project / "pyproject.toml", home)
-            run_step(home, label, "uv sync", SYNC, UV_PROJECT_ENVIRONMENT=str(environment))
+            run_step(
+                home,
+                label,
+                "uv sync",
+                SYNC,
+                environment={"UV_PROJECT_ENVIRONMENT": str(environment)},
+            )
     return environment
 
 
