@@ -5,8 +5,10 @@ Each module in `platform/commands/` registers its commands with `@command`;
 """
 
 import argparse
+import asyncio
 import importlib
 import pkgutil
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,3 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     exit_code: int = args.handler(settings, args)
     return exit_code
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT: how worker processes learn to stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    return stop
