@@ -26,7 +26,8 @@ from matrix import Variant
 from renders import held_alone, rendered_once, shared_directory
 from suite import run_step
 
-SYNC = ["uv", "sync", "--quiet", "--no-install-project"]
+# The dependencies only: mypy reads the service itself from its sources.
+SYNC_DEPENDENCIES = ["uv", "sync", "--quiet", "--no-install-project"]
 
 
 def declared_dependencies(project: Path) -> bytes:
@@ -54,7 +55,7 @@ def shared_environment(factory: pytest.TempPathFactory, project: Path, label: st
                 home,
                 label,
                 "uv sync",
-                SYNC,
+                SYNC_DEPENDENCIES,
                 environment={"UV_PROJECT_ENVIRONMENT": str(environment)},
             )
     return environment

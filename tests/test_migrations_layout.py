@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from matrix import Variant, all_variants, render
-from suite import service_environment
+from suite import SYNC, service_environment
 
 TIMEOUT_SECONDS = 600
 ADMIN_URL = os.environ.get(
@@ -144,9 +144,7 @@ def test_a_teams_revision_goes_on_its_chain_and_passes_the_checks(
     package = service / "src" / "orders_api"
     versions = package / "migrations" / "versions"
     env = service_environment()
-    subprocess.run(
-        ["uv", "sync", "--quiet"], cwd=service, env=env, check=True, timeout=TIMEOUT_SECONDS
-    )
+    subprocess.run(SYNC[1], cwd=service, env=env, check=True, timeout=TIMEOUT_SECONDS)
     with service_database(service, database, env) as url:
         env["DATABASE_URL"] = url
         run(service, "python", "-m", "orders_api", "migrate", env=env)

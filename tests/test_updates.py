@@ -240,7 +240,7 @@ def migrate(service: Path, database_url: str, *, check: bool = False) -> float:
     started = time.perf_counter()
     package = yaml.safe_load((service / ".copier-answers.yml").read_text())["package_name"]
     commands = [
-        ["uv", "sync", "--quiet"],
+        SYNC[1],
         ["uv", "run", "--no-sync", "python", "-m", package, "migrate"],
     ]
     if check:
