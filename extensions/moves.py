@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from copier import run_copy
 
 ANSWERS_FILE = ".copier-answers.yml"
 # Markers read like Copier's own: the service's side first, the template's last.
@@ -57,6 +56,10 @@ def rendering(answers_text: str) -> Path:
 
     The update report removes these renderings when the update is over.
     """
+    # Imported here: most updates never render a release, and Copier takes
+    # longer to import than every other step of a migration task.
+    from copier import run_copy
+
     key = hashlib.sha256(answers_text.encode()).hexdigest()[:16]
     target = store() / f"release-{key}"
     if target.is_dir():

@@ -6,12 +6,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import jinja2
 import pytest
+from jinja_cache import compile_once
 from matrix import Variant, all_variants, code_variants, covering_variants
-from suite import REUSED_ENVIRONMENT
-
-SUITE_SECONDS = "variant_seconds"
-SUITE_STEPS = "variant_steps"
+from suite import CPU_PROPERTY, REUSED_ENVIRONMENT, SECONDS_PROPERTY, STEPS_PROPERTY
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,12 +87,34 @@ def _suite_variant_of(item: pytest.Item) -> object:
     return callspec.params.get("suite_variant") if callspec else None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Whole service suites first, the longest first, so no worker ends on a long one.
+def _variant_of(item: pytest.Item) -> object:
+    """The variant `item` checks, if it is parametrised by one."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("variant") if callspec else None
 
-    The variants' suites, by weight, then the other tests marked
-    `service_suite`, then the rest.
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop what a suite in this run covers; then whole suites first, the longest first.
+
+    A test marked `covered_by_suite` checks, for one `variant`, a step of that
+    variant's own suite (mypy --strict), so it is deselected where a suite of
+    the same code (the deploy answers aside) runs. Then the order: the
+    variants' suites, by weight, so no worker ends on a long one, then the
+    other tests marked `service_suite`, then the rest.
     """
+    code_with_suites = {
+        variant.code for item in items if isinstance(variant := _suite_variant_of(item), Variant)
+    }
+    covered = [
+        item
+        for item in items
+        if item.get_closest_marker("covered_by_suite")
+        and isinstance(variant := _variant_of(item), Variant)
+        and variant.code in code_with_suites
+    ]
+    if covered:
+        config.hook.pytest_deselected(items=covered)
+        items[:] = [item for item in items if item not in covered]
 
     def order(item: pytest.Item) -> tuple[int, int]:
         variant = _suite_variant_of(item)
@@ -134,6 +155,14 @@ def reused_service_environment(tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def templates_compiled_once() -> Iterator[None]:
+    """Copier's renders in this test process compile each template source once (jinja_cache)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jinja2.Environment, "compile", compile_once(jinja2.Environment.compile))
+        yield
+
+
 _STARTED = pytest.StashKey[float]()
 
 
@@ -147,20 +176,23 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for outcome in ("passed", "failed"):
         for report in terminalreporter.stats.get(outcome, []):
             properties = dict(getattr(report, "user_properties", []))
-            if report.when == "call" and SUITE_SECONDS in properties:
+            if report.when == "call" and SECONDS_PROPERTY in properties:
                 rows.append((report.nodeid, outcome, properties))
     if not rows:
         return
     which, _ = suite_variants(config)
     terminalreporter.section(f"variant suites ({which})")
     for nodeid, outcome, properties in sorted(rows):
-        steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in properties[SUITE_STEPS])
+        steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in properties[STEPS_PROPERTY])
         variant = nodeid.split("[", 1)[-1].rstrip("]")
         terminalreporter.write_line(
-            f"{properties[SUITE_SECONDS]:7.1f}s  {outcome:6}  {variant}  ({steps})"
+            f"{properties[SECONDS_PROPERTY]:7.1f}s  {properties[CPU_PROPERTY]:6.1f}s CPU  "
+            f"{outcome:6}  {variant}  ({steps})"
         )
-    summed = sum(properties[SUITE_SECONDS] for _, _, properties in rows)
+    summed = sum(properties[SECONDS_PROPERTY] for _, _, properties in rows)
+    cpu = sum(properties[CPU_PROPERTY] for _, _, properties in rows)
     wall = time.perf_counter() - config.stash.get(_STARTED, time.perf_counter())
     terminalreporter.write_line(
-        f"{len(rows)} variant suites: {summed:.1f}s summed over workers, {wall:.1f}s wall time"
+        f"{len(rows)} variant suites: {summed:.1f}s summed over workers ({cpu:.1f}s of CPU), "
+        f"{wall:.1f}s wall time"
     )

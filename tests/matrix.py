@@ -110,6 +110,11 @@ class Variant:
 
         return "-".join(f"{name}={short(value)}" for name, value in self.answers)
 
+    @property
+    def code(self) -> tuple[tuple[str, Any], ...]:
+        """The answers that shape the code: all but the deploy answers."""
+        return tuple((name, value) for name, value in self.answers if name not in DEPLOY_QUESTIONS)
+
 
 def _normalise(combination: Mapping[str, Any]) -> dict[str, Any] | None:
     """The answers Copier would end with, or None if copier.yml refuses them."""
@@ -149,10 +154,7 @@ def code_variants() -> tuple[Variant, ...]:
     """
     chosen: dict[tuple[tuple[str, Any], ...], Variant] = {}
     for variant in all_variants():
-        key = tuple(
-            (name, value) for name, value in variant.answers if name not in DEPLOY_QUESTIONS
-        )
-        chosen.setdefault(key, variant)
+        chosen.setdefault(variant.code, variant)
     deploy_combinations = sorted(
         {
             tuple((name, value) for name, value in variant.answers if name in DEPLOY_QUESTIONS)

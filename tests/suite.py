@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 STEP_TIMEOUT_SECONDS = 900
+# What a test that runs a service's checks records (pytest's record_property),
+# and tests/conftest.py prints at the end of the run.
+SECONDS_PROPERTY = "variant_seconds"
+CPU_PROPERTY = "variant_cpu_seconds"
+STEPS_PROPERTY = "variant_steps"
 SYNC = ("uv sync", ["uv", "sync", "--quiet"])
 LOCK = ("uv lock", ["uv", "lock", "--quiet"])
 PYTEST = ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"]
@@ -106,3 +114,32 @@ def run_service_checks(project: Path, label: str) -> list[tuple[str, float]]:
     Returns how long each step took.
     """
     return run_steps(project, label, *STEPS)
+
+
+def cpu_seconds() -> float:
+    """CPU time this process and the processes it waited for have used so far."""
+    used = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        used += usage.ru_utime + usage.ru_stime
+    return used
+
+
+@dataclass
+class Timing:
+    """A test's wall and CPU time from its creation, and its steps' seconds.
+
+    The CPU time counts the test's process and every process it started and
+    waited for (servers a service's tests start, `uv`, mypy), not the database
+    and brokers they talk to. A test worker runs one test at a time, so the
+    difference is this test's.
+    """
+
+    steps: list[tuple[str, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=cpu_seconds)
+
+    def record(self, record_property: Callable[[str, Any], None]) -> None:
+        record_property(STEPS_PROPERTY, self.steps)
+        record_property(SECONDS_PROPERTY, time.perf_counter() - self.started)
+        record_property(CPU_PROPERTY, cpu_seconds() - self.cpu_started)

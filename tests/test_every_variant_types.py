@@ -5,7 +5,8 @@ variants they run, by default the pairwise covering set. That set holds every
 pair of answers but not every triple, and a module one combination of three
 answers renders can use a setting that only another combination defines. So
 every combination of the answers that shape the code is type-checked here, on
-its shared render; ruff already checks each one (tests/test_render.py).
+its shared render, except the variants whose suite runs in the same session;
+ruff already checks each one (tests/test_render.py).
 
 Variants that declare the same dependencies share one environment, installed
 once per run by `uv sync` from a copy of the variant's pyproject.toml; mypy
@@ -61,6 +62,7 @@ def shared_environment(factory: pytest.TempPathFactory, project: Path, label: st
     return environment
 
 
+@pytest.mark.covered_by_suite
 def test_variant_type_checks(tmp_path_factory: pytest.TempPathFactory, variant: Variant) -> None:
     project = rendered_once(tmp_path_factory, variant)
     environment = shared_environment(tmp_path_factory, project, variant.id)

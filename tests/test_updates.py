@@ -38,6 +38,7 @@ from releases import (
 from suite import (
     MIGRATION_TESTS,
     SYNC,
+    Timing,
     resolved_lock,
     run_service_checks,
     run_steps,
@@ -106,7 +107,7 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
     request: pytest.FixtureRequest,
     record_property: Any,
 ) -> None:
-    started = time.perf_counter()
+    timing = Timing()
     release, variant = release_variant
     service = tmp_path / "service"
     render(template_repository, service, variant.data, release.tag)
@@ -117,7 +118,7 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
     # compared with a new service below.
     newest = release == latest_changed_release() and variant in covering_variants()
     checked = newest or request.config.getoption("--all-variants")
-    steps: list[tuple[str, float]] = []
+    steps = timing.steps
     with ExitStack() as cleanup:
         database = None
         if checked and variant.data["database"] != "none":
@@ -139,7 +140,7 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
         assert_like_a_new_service(service, new.tree)
         if not checked:
             return
-        steps[:0] = [("render and edits", edited - started), ("update", update_seconds)]
+        steps[:0] = [("render and edits", edited - timing.started), ("update", update_seconds)]
         label = f"{release.tag} -> HEAD, {variant.id}"
         try:
             same_as_checked = False
@@ -160,8 +161,7 @@ def test_update_from_a_release_keeps_the_team_edits_and_passes(
             if database is not None:
                 steps.append(("migrate after the update", migrate(service, database, check=True)))
         finally:
-            record_property("variant_steps", steps)
-            record_property("variant_seconds", time.perf_counter() - started)
+            timing.record(record_property)
 
 
 @dataclass
@@ -315,7 +315,7 @@ def test_changing_an_answer_keeps_the_team_edits_and_passes(
     change: dict[str, Any],
     record_property: Any,
 ) -> None:
-    started = time.perf_counter()
+    timing = Timing()
     service = tmp_path / "service"
     render(template_repository, service, starting_variant(start).data, "HEAD")
     edited = make_team_edits(service)
@@ -328,12 +328,11 @@ def test_changing_an_answer_keeps_the_team_edits_and_passes(
     assert_team_edits_kept(service, edited)
     answers = yaml.safe_load((service / ".copier-answers.yml").read_text())
     assert {name: answers[name] for name in change} == change
-    steps = [("render and edits", updating - started), ("update", update_seconds)]
+    timing.steps += [("render and edits", updating - timing.started), ("update", update_seconds)]
     try:
-        steps += run_service_checks(service, f"changing {change}")
+        timing.steps += run_service_checks(service, f"changing {change}")
     finally:
-        record_property("variant_steps", steps)
-        record_property("variant_seconds", time.perf_counter() - started)
+        timing.record(record_property)
 
 
 def test_an_update_with_a_refused_answer_leaves_the_service_untouched(

@@ -20,7 +20,7 @@ import pytest
 from matrix import Variant
 from releases import commit_new_repository
 from renders import private_copy
-from suite import run_service_checks
+from suite import Timing, run_service_checks
 from team import make_team_edits
 
 
@@ -30,13 +30,12 @@ def test_variant_passes_its_own_checks(
     suite_variant: Variant,
     record_property: Any,
 ) -> None:
-    started = time.perf_counter()
+    timing = Timing()
     project = private_copy(tmp_path_factory, suite_variant, tmp_path / "service")
     commit_new_repository(project, "Render the service")
     make_team_edits(project)
-    steps: list[tuple[str, float]] = [("render and edits", time.perf_counter() - started)]
+    timing.steps.append(("render and edits", time.perf_counter() - timing.started))
     try:
-        steps += run_service_checks(project, suite_variant.id)
+        timing.steps += run_service_checks(project, suite_variant.id)
     finally:
-        record_property("variant_steps", steps)
-        record_property("variant_seconds", time.perf_counter() - started)
+        timing.record(record_property)
