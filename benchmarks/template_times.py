@@ -5,6 +5,9 @@
 - update: `copier update` of a default service rendered at each release in
   releases.toml to this working tree, in the scratch clone the update tests
   build (tests/releases.py);
+- both in process as Copier runs them and as the template's tests do, with
+  each template source compiled once per process (tests/jinja_cache.py), in
+  turn;
 - matrix: the template's own variant suites (`pytest tests/test_variant_suites.py`:
   the pairwise covering set, as CI runs them; every combination of the
   code-shaping answers with --every-code-variant; every variant with
@@ -30,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from jinja_cache import CompiledTemplates
 from matrix import BASE_ANSWERS, render, update
 from matrix import all_variants as every_variant
 from releases import build_template_repository, commit, git, releases
@@ -53,10 +57,17 @@ MATRIX_SETS = {
     "code": (("--every-code-variant",), "every combination of code-shaping answers"),
     "every": (("--all-variants",), "every variant"),
 }
-# "   63.2s  passed  database=none-...  (render 1.2s, uv sync 3.4s, ...)"
-VARIANT_LINE = re.compile(r"^\s*([\d.]+)s\s+(passed|failed)\s+(\S+)\s+\((.*)\)\s*$")
+# "   63.2s    40.1s CPU  passed  database=none-...  (render 1.2s, uv sync 3.4s, ...)"
+VARIANT_LINE = re.compile(
+    r"^\s*(?P<seconds>[\d.]+)s\s+(?P<cpu>[\d.]+)s CPU\s+(?P<outcome>passed|failed)"
+    r"\s+(?P<variant>\S+)\s+\((?P<steps>.*)\)\s*$"
+)
 STEP = re.compile(r"(.+?) ([\d.]+)s$")
-TOTAL_LINE = re.compile(r"(\d+) variant suites: ([\d.]+)s summed over workers, ([\d.]+)s wall")
+# "19 variant suites: 594.0s summed over workers (356.1s of CPU), 1604.2s wall time"
+TOTAL_LINE = re.compile(
+    r"(?P<count>\d+) variant suites: (?P<summed>[\d.]+)s summed over workers "
+    r"\((?P<cpu>[\d.]+)s of CPU\), (?P<wall>[\d.]+)s wall"
+)
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -74,27 +85,50 @@ def render_with_copier_command(destination: Path) -> None:
     )
 
 
-def render_times(work: Path, rounds: int) -> dict[str, float]:
-    """Median seconds for one render of the default variant, in process and as a command."""
-    in_process = [timed(partial(render, work / f"render-{n}", BASE_ANSWERS)) for n in range(rounds)]
-    as_command = [
-        timed(partial(render_with_copier_command, work / f"command-{n}")) for n in range(rounds)
-    ]
-    return {"in_process_s": median(in_process), "command_s": median(as_command)}
+def render_times(work: Path, rounds: int, compiled: CompiledTemplates) -> dict[str, float]:
+    """Median seconds for one render of the default variant, in process and as a command.
+
+    In process both as Copier runs and as the template's tests run, with each
+    template source compiled once (`compiled`, already holding the default
+    variant's), in turn.
+    """
+    in_process, compiled_once, as_command = [], [], []
+    for n in range(rounds):
+        in_process.append(timed(partial(render, work / f"render-{n}", BASE_ANSWERS)))
+        with compiled.in_use():
+            compiled_once.append(timed(partial(render, work / f"once-{n}", BASE_ANSWERS)))
+        as_command.append(timed(partial(render_with_copier_command, work / f"command-{n}")))
+    return {
+        "in_process_s": median(in_process),
+        "in_process_compiled_once_s": median(compiled_once),
+        "command_s": median(as_command),
+    }
 
 
-def update_times(work: Path) -> list[dict[str, Any]]:
-    """Seconds to update a default service from each release to this working tree."""
+def rendered_at(template: Path, service: Path, ref: str) -> Path:
+    """The default variant rendered at `ref` and committed, ready for `copier update`."""
+    render(service, BASE_ANSWERS, template, ref)
+    git(service, "init", "--quiet")
+    git(service, "add", "-A")
+    commit(service, "Render the service")
+    return service
+
+
+def update_times(work: Path, compiled: CompiledTemplates) -> list[dict[str, Any]]:
+    """Seconds to update a default service from each release to this working tree.
+
+    As Copier runs, and with each template source compiled once as the tests
+    run, in turn, each on a service of its own.
+    """
     template = build_template_repository(work / "template")
     found = []
     for release in releases():
-        service = work / f"service-{release.tag}"
-        render(service, BASE_ANSWERS, template, release.tag)
-        git(service, "init", "--quiet")
-        git(service, "add", "-A")
-        commit(service, "Render the service")
+        service = rendered_at(template, work / f"service-{release.tag}", release.tag)
         seconds = timed(partial(update, service))
-        found.append({"from": release.tag, "seconds": seconds})
+        service = rendered_at(template, work / f"once-{release.tag}", release.tag)
+        with compiled.in_use():
+            compiled_seconds = timed(partial(update, service))
+        found.append({"from": release.tag, "seconds": seconds, "compiled_once_s": compiled_seconds})
     return found
 
 
@@ -105,15 +139,16 @@ def parse_matrix(output: str) -> dict[str, Any]:
         match = VARIANT_LINE.match(line)
         if match:
             steps: dict[str, float] = {}
-            for part in match.group(4).split(", "):
+            for part in match["steps"].split(", "):
                 step = STEP.match(part)
                 if step:
                     steps[step.group(1)] = float(step.group(2))
             variants.append(
                 {
-                    "variant": match.group(3),
-                    "outcome": match.group(2),
-                    "seconds": float(match.group(1)),
+                    "variant": match["variant"],
+                    "outcome": match["outcome"],
+                    "seconds": float(match["seconds"]),
+                    "cpu_s": float(match["cpu"]),
                     "steps": steps,
                 }
             )
@@ -124,9 +159,10 @@ def parse_matrix(output: str) -> dict[str, Any]:
             step_totals[name] += seconds
     return {
         "variants": variants,
-        "count": int(total.group(1)) if total else len(variants),
-        "summed_s": float(total.group(2)) if total else None,
-        "wall_s": float(total.group(3)) if total else None,
+        "count": int(total["count"]) if total else len(variants),
+        "summed_s": float(total["summed"]) if total else None,
+        "cpu_s": float(total["cpu"]) if total else None,
+        "wall_s": float(total["wall"]) if total else None,
         "step_totals_s": dict(step_totals),
     }
 
@@ -164,23 +200,35 @@ def matrix_times(which: str, log: Path | None) -> dict[str, Any]:
 def print_results(results: dict[str, Any]) -> None:
     render_row = results["render"]
     rows = [
-        ["render (copier copy, in process)", f"{render_row['in_process_s']:.2f}s"],
-        ["render (copier command)", f"{render_row['command_s']:.2f}s"],
-        *([f"update from {u['from']}", f"{u['seconds']:.2f}s"] for u in results["update"]),
+        [
+            "render (copier copy, in process)",
+            f"{render_row['in_process_s']:.2f}s",
+            f"{render_row['in_process_compiled_once_s']:.2f}s",
+        ],
+        ["render (copier command)", f"{render_row['command_s']:.2f}s", ""],
+        *(
+            [f"update from {u['from']}", f"{u['seconds']:.2f}s", f"{u['compiled_once_s']:.2f}s"]
+            for u in results["update"]
+        ),
     ]
     matrix = results.get("matrix")
     if matrix:
         rows.append(
-            [f"matrix ({matrix['set']}, {matrix['count']} variants)", f"{matrix['wall_s']}s wall"]
+            [
+                f"matrix ({matrix['set']}, {matrix['count']} variants)",
+                f"{matrix['wall_s']}s wall",
+                "",
+            ]
         )
         if "every_variant_estimate_s" in matrix:
             rows.append(
                 [
                     f"every variant ({matrix['every_variant_count']}), estimated",
                     f"{matrix['every_variant_estimate_s']:.0f}s wall",
+                    "",
                 ]
             )
-    print_table(["what", "time"], rows)
+    print_table(["what", "time", "each source compiled once"], rows)
     if matrix:
         print("\nwhere the matrix's time goes (summed over variants):")
         steps = sorted(matrix["step_totals_s"].items(), key=lambda item: item[1], reverse=True)
@@ -218,12 +266,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--no-save", action="store_true", help="print only; keep the results")
     args = parser.parse_args(argv)
+    compiled = CompiledTemplates()
     with tempfile.TemporaryDirectory(prefix="bench-template-") as work:
+        with compiled.in_use():  # as in a test process, which has rendered before
+            render(Path(work) / "warm-up", BASE_ANSWERS)
         results: dict[str, Any] = {
             "date": now(),
             "machine": machine(),
-            "render": render_times(Path(work), args.rounds),
-            "update": update_times(Path(work)),
+            "render": render_times(Path(work), args.rounds, compiled),
+            "update": update_times(Path(work), compiled),
         }
     if not args.skip_matrix:
         matrix = matrix_times(args.matrix or "covering", args.from_log)

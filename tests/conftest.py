@@ -6,9 +6,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import jinja2
+import jinja_cache
 import pytest
-from jinja_cache import compile_once
 from matrix import Variant, all_variants, code_variants, covering_variants
 from suite import CPU_PROPERTY, REUSED_ENVIRONMENT, SECONDS_PROPERTY, STEPS_PROPERTY
 
@@ -158,8 +157,7 @@ def reused_service_environment(tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="session", autouse=True)
 def templates_compiled_once() -> Iterator[None]:
     """Copier's renders in this test process compile each template source once (jinja_cache)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(jinja2.Environment, "compile", compile_once(jinja2.Environment.compile))
+    with jinja_cache.CompiledTemplates().in_use():
         yield
 
 
