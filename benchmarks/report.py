@@ -86,8 +86,12 @@ def startup() -> str:
     )
 
 
-def template() -> str:
-    results = load_results("template")
+TEMPLATE_HEADER = ["what", "time", "each source compiled once (as the tests render)"]
+MATRIX_STEPS_HEADER = ["matrix step", "seconds, summed over variants", "share"]
+
+
+def template_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The template benchmark's renders, updates and matrix, a row each."""
     render = results["render"]
     rows = [
         [
@@ -102,7 +106,6 @@ def template() -> str:
         ),
     ]
     matrix = results.get("matrix")
-    steps = ""
     if matrix:
         rows.append(
             [
@@ -119,14 +122,21 @@ def template() -> str:
                     "-",
                 ]
             )
-        ranked = sorted(matrix["step_totals_s"].items(), key=lambda item: item[1], reverse=True)
-        total = sum(seconds for _, seconds in ranked)
-        steps = "\n\n" + table(
-            ["matrix step", "seconds, summed over variants", "share"],
-            [[name, f"{seconds:.0f}", f"{seconds / total:.0%}"] for name, seconds in ranked],
-        )
-    header = ["what", "time", "each source compiled once (as the tests render)"]
-    return f"{about(results)}\n\n{table(header, rows)}{steps}"
+    return rows
+
+
+def matrix_step_rows(matrix: dict[str, Any]) -> list[list[str]]:
+    """Each step of the variant suites, summed over the variants, the longest first."""
+    ranked = sorted(matrix["step_totals_s"].items(), key=lambda item: item[1], reverse=True)
+    total = sum(seconds for _, seconds in ranked)
+    return [[name, f"{seconds:.0f}", f"{seconds / total:.0%}"] for name, seconds in ranked]
+
+
+def template() -> str:
+    results = load_results("template")
+    matrix = results.get("matrix")
+    steps = f"\n\n{table(MATRIX_STEPS_HEADER, matrix_step_rows(matrix))}" if matrix else ""
+    return f"{about(results)}\n\n{table(TEMPLATE_HEADER, template_rows(results))}{steps}"
 
 
 SECTIONS = {"http": http, "request_cost": cost, "startup": startup, "template": template}

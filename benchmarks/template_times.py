@@ -48,6 +48,12 @@ from benchmarks.common import (
     print_table,
     save_results,
 )
+from benchmarks.report import (
+    MATRIX_STEPS_HEADER,
+    TEMPLATE_HEADER,
+    matrix_step_rows,
+    template_rows,
+)
 
 COPIER = Path(sys.executable).parent / "copier"
 MATRIX_TIMEOUT_SECONDS = 60 * 60
@@ -198,41 +204,11 @@ def matrix_times(which: str, log: Path | None) -> dict[str, Any]:
 
 
 def print_results(results: dict[str, Any]) -> None:
-    render_row = results["render"]
-    rows = [
-        [
-            "render (copier copy, in process)",
-            f"{render_row['in_process_s']:.2f}s",
-            f"{render_row['in_process_compiled_once_s']:.2f}s",
-        ],
-        ["render (copier command)", f"{render_row['command_s']:.2f}s", ""],
-        *(
-            [f"update from {u['from']}", f"{u['seconds']:.2f}s", f"{u['compiled_once_s']:.2f}s"]
-            for u in results["update"]
-        ),
-    ]
+    print_table(TEMPLATE_HEADER, template_rows(results))
     matrix = results.get("matrix")
     if matrix:
-        rows.append(
-            [
-                f"matrix ({matrix['set']}, {matrix['count']} variants)",
-                f"{matrix['wall_s']}s wall",
-                "",
-            ]
-        )
-        if "every_variant_estimate_s" in matrix:
-            rows.append(
-                [
-                    f"every variant ({matrix['every_variant_count']}), estimated",
-                    f"{matrix['every_variant_estimate_s']:.0f}s wall",
-                    "",
-                ]
-            )
-    print_table(["what", "time", "each source compiled once"], rows)
-    if matrix:
         print("\nwhere the matrix's time goes (summed over variants):")
-        steps = sorted(matrix["step_totals_s"].items(), key=lambda item: item[1], reverse=True)
-        print_table(["step", "seconds"], [[name, f"{seconds:.0f}"] for name, seconds in steps])
+        print_table(MATRIX_STEPS_HEADER, matrix_step_rows(matrix))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
