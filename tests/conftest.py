@@ -80,16 +80,15 @@ def suite_weight(variant: Variant) -> int:
     )
 
 
+def _parameter(item: pytest.Item, name: str) -> object:
+    """The value `item` is parametrised with under `name`, if it is."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(name) if callspec else None
+
+
 def _suite_variant_of(item: pytest.Item) -> object:
     """The variant whose full suite `item` runs, if it runs one."""
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("suite_variant") if callspec else None
-
-
-def _variant_of(item: pytest.Item) -> object:
-    """The variant `item` checks, if it is parametrised by one."""
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("variant") if callspec else None
+    return _parameter(item, "suite_variant")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -104,16 +103,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     code_with_suites = {
         variant.code for item in items if isinstance(variant := _suite_variant_of(item), Variant)
     }
-    covered = [
-        item
-        for item in items
-        if item.get_closest_marker("covered_by_suite")
-        and isinstance(variant := _variant_of(item), Variant)
-        and variant.code in code_with_suites
-    ]
+    kept: list[pytest.Item] = []
+    covered: list[pytest.Item] = []
+    for item in items:
+        variant = _parameter(item, "variant")
+        is_covered = (
+            item.get_closest_marker("covered_by_suite") is not None
+            and isinstance(variant, Variant)
+            and variant.code in code_with_suites
+        )
+        (covered if is_covered else kept).append(item)
     if covered:
         config.hook.pytest_deselected(items=covered)
-        items[:] = [item for item in items if item not in covered]
+        items[:] = kept
 
     def order(item: pytest.Item) -> tuple[int, int]:
         variant = _suite_variant_of(item)
